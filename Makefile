@@ -1,0 +1,36 @@
+# The README's two commands: `make demo` and `make test`. Both set up .venv first (idempotent).
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.protege-setup
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo quick browser clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip wheel setuptools
+	@# torch first and pinned: 2.13.0 is the local CPU build; anything else pulls CUDA wheels.
+	$(BIN)/pip install -q torch==2.13.0
+	@# llama.cpp compiles from source (about 5 minutes the first time, then pip's wheel cache).
+	$(BIN)/pip install -q "llama-cpp-python[server]==0.3.36"
+	$(BIN)/pip install -q -e ".[all,test]"
+	$(BIN)/protege models --prepare
+	@touch $(STAMP)
+
+# Debian's Chromium drives the browser tests (chat page, HTML report).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: setup browser
+	@# pytest exits 5 when it collected no test: that is a failure here, like any non-zero code.
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(BIN)/protege doctor
+	$(BIN)/protege chat embedded:qwen2.5-coder-1.5b-instruct -m "In one sentence: what is knowledge distillation?" --max-tokens 60 --temperature 0
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,116 @@
+"""The `protege` command. Each command is thin: it parses options and calls a stage module.
+
+Heavy libraries (torch, transformers, llama_cpp) are imported inside the commands that need
+them, so `protege --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rich.markup import escape
+
+from protege.console import err, next_steps, out
+from protege.errors import ProtegeError
+
+app = typer.Typer(
+    name="protege",
+    help="Distill an open frontier model into small models you own, served behind a learned router.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+ProjectDir = Annotated[Path, typer.Argument(help="project folder (holds protege.yaml)")]
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="folder to create the project in")],
+    docs: Annotated[Optional[Path], typer.Option(help="a document or folder of documents to copy in")] = None,
+    teacher: Annotated[str, typer.Option(help="teacher model reference")] = "embedded:qwen2.5-coder-1.5b-instruct",
+    student: Annotated[str, typer.Option(help="student model reference")] = "embedded:smollm2-135m-instruct",
+    name: Annotated[Optional[str], typer.Option(help="project name (default: the folder's name)")] = None,
+    force: Annotated[bool, typer.Option(help="overwrite an existing protege.yaml")] = False,
+) -> None:
+    """Create a project folder: protege.yaml and docs/."""
+    from protege.scaffold import init_project
+
+    config_path, copied = init_project(directory, docs=docs, teacher=teacher, student=student, name=name, force=force)
+    next_steps(
+        f"[green]Created[/] {config_path} and {config_path.parent / 'docs'} ({copied} document(s) copied)",
+        f"Next: put documents in docs/, then [bold]protege synth {directory}[/]",
+    )
+
+
+@app.command()
+def models() -> None:
+    """List the embedded models: size, role, licence and whether they are installed."""
+    from rich.table import Table
+
+    from protege.models.embedded import REGISTRY, size_on_disk
+
+    table = Table("reference", "role", "size", "present", "licence")
+    for m in REGISTRY.values():
+        size = size_on_disk(m)
+        missing = m.missing_packages()
+        present = "[green]yes[/]" if not missing else f"[red]no[/] (pip: {missing[0]}{' ...' if len(missing) > 1 else ''})"
+        table.add_row(f"embedded:{m.name}", m.role, f"{size / 1e6:,.0f} MB" if size else "?", present, m.license)
+    out.print(table)
+    next_steps("Other references: gguf:PATH, hf:REPO_OR_DIR, openai:MODEL@URL, ollama:MODEL (see README).")
+
+
+@app.command()
+def chat(
+    ref: Annotated[str, typer.Argument(help="model reference, e.g. embedded:qwen2.5-coder-1.5b-instruct")],
+    system: Annotated[Optional[str], typer.Option(help="system prompt")] = None,
+    lora: Annotated[Optional[Path], typer.Option(help="GGUF LoRA adapter for a local model")] = None,
+    message: Annotated[Optional[str], typer.Option("--message", "-m", help="send one message and exit")] = None,
+    max_tokens: Annotated[int, typer.Option(help="longest answer in tokens")] = 512,
+    temperature: Annotated[float, typer.Option(help="sampling temperature")] = 0.7,
+) -> None:
+    """Chat with any model reference in the terminal (streaming)."""
+    from protege.chat import chat as run_chat
+
+    answered = run_chat(ref, system=system, lora=lora, message=message, max_tokens=max_tokens, temperature=temperature)
+    err.print(f"[dim]{answered} answer(s). Next: protege init DIR to start a project with this model.[/]")
+
+
+@app.command()
+def doctor() -> None:
+    """Check the environment and say how to fix what is missing."""
+    from rich.table import Table
+
+    from protege.doctor import run_checks
+
+    checks = run_checks()
+    table = Table("check", "status", "detail", "fix")
+    for c in checks:
+        status = "[green]ok[/]" if c.ok else ("[red]missing[/]" if c.required else "[yellow]optional[/]")
+        table.add_row(c.name, status, c.detail, "" if c.ok else c.fix)
+    out.print(table)
+    failed = [c for c in checks if c.required and not c.ok]
+    if failed:
+        err.print(f"[red]{len(failed)} required check(s) failed.[/] Run the fixes above (or `make setup`).")
+        raise typer.Exit(1)
+    next_steps("All required checks passed. Next: protege init DIR --docs PATH")
+
+
+def main() -> None:
+    """Entry point: renders a ProtegeError as one line, never a traceback."""
+    try:
+        app()
+    except ProtegeError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: finished work is saved; run the same command again to resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

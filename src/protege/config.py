@@ -1,0 +1,254 @@
+"""protege.yaml as pydantic models: one place for every default.
+
+The file is validated once, at the edge (`load_config`), and a bad file produces one line that
+names the file and the key, never a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from protege.errors import ProtegeError
+
+CONFIG_FILE = "protege.yaml"
+DEFAULT_TEACHER = "embedded:qwen2.5-coder-1.5b-instruct"
+DEFAULT_STUDENT = "embedded:smollm2-135m-instruct"
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo must not silently fall back to a default."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(Strict):
+    """A model endpoint: a reference (see protege.models.refs) plus how to call and price it.
+
+    Written either as a plain reference string or as a mapping with `ref` and options.
+    """
+
+    ref: str
+    price_input: float = Field(0.0, ge=0, description="USD per million input tokens")
+    price_output: float = Field(0.0, ge=0, description="USD per million output tokens")
+    api_key_env: str | None = Field(None, description="environment variable holding the API key")
+    concurrency: int = Field(4, ge=1, le=256)
+    timeout_s: float = Field(300.0, gt=0)
+    max_retries: int = Field(4, ge=0, le=20)
+    n_ctx: int = Field(4096, ge=256, description="context size for locally served GGUF models")
+    license: str | None = Field(None, description="terms on training other models with its outputs")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"ref": value} if isinstance(value, str) else value
+
+    @field_validator("ref")
+    @classmethod
+    def _valid_ref(cls, value: str) -> str:
+        from protege.models.refs import parse_ref
+
+        try:
+            parse_ref(value)
+        except ProtegeError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+
+QUESTION_TYPES = (
+    "factual",
+    "how-to",
+    "troubleshooting",
+    "comparison",
+    "multi-hop",
+    "out-of-scope",
+    "unsafe",
+)
+
+
+class SynthConfig(Strict):
+    chunk_tokens: int = Field(300, ge=32)
+    chunk_overlap: int = Field(30, ge=0)
+    text_field: str = Field("text", description="field holding the text in .jsonl/.csv docs")
+    questions_per_chunk: int = Field(4, ge=1, le=50)
+    type_mix: dict[str, float] = Field(
+        default_factory=lambda: {
+            "factual": 0.4,
+            "how-to": 0.2,
+            "troubleshooting": 0.1,
+            "comparison": 0.1,
+            "multi-hop": 0.1,
+            "out-of-scope": 0.07,
+            "unsafe": 0.03,
+        }
+    )
+    personas: list[str] = Field(
+        default_factory=lambda: [
+            "a first-time customer",
+            "a busy regular who writes tersely",
+            "someone comparing options before buying",
+        ]
+    )
+    format: Literal["closed-book", "raft"] = "closed-book"
+    raft_distractors: int = Field(2, ge=0)
+    raft_oracle_fraction: float = Field(0.8, ge=0, le=1)
+    proposers: list[ModelConfig] = Field(
+        default_factory=list, description="Mixture-of-Agents proposers; the teacher aggregates"
+    )
+    logprobs: int = Field(0, ge=0, le=20, description="store the teacher's top-k logprobs")
+    answer_max_tokens: int = Field(256, ge=16)
+    judge_threshold: float = Field(6.0, ge=0, le=10)
+    dedup_threshold: float = Field(0.8, gt=0, le=1)
+    eval_fraction: float = Field(0.2, ge=0, lt=1)
+    max_chunks: int | None = Field(None, ge=1, description="cap on chunks used (quick runs)")
+    seed: int = 0
+
+    @field_validator("type_mix")
+    @classmethod
+    def _known_types(cls, mix: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(mix) - set(QUESTION_TYPES))
+        if unknown:
+            raise ValueError(f"unknown question type(s) {unknown}; known: {list(QUESTION_TYPES)}")
+        if any(v < 0 for v in mix.values()) or sum(mix.values()) <= 0:
+            raise ValueError("weights must be non-negative and not all zero")
+        return mix
+
+
+class TrainConfig(Strict):
+    method: Literal["lora", "full"] = "lora"
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    learning_rate: float = Field(3e-4, gt=0)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    batch_size: int = Field(8, ge=1)
+    max_seq_len: int = Field(512, ge=32)
+    kd_weight: float = Field(0.5, ge=0, le=1)
+    kd_temperature: float = Field(1.0, gt=0)
+    checkpoint_every: int = Field(50, ge=1)
+    seed: int = 0
+
+
+class EvalConfig(Strict):
+    judge: ModelConfig | None = Field(None, description="defaults to the project's judge or teacher")
+    max_questions: int | None = Field(None, ge=1)
+    max_tokens: int = Field(256, ge=16)
+    bootstrap: int = Field(2000, ge=100)
+    seed: int = 0
+
+
+class RouteConfig(Strict):
+    label: Literal["margin", "pairwise"] = "margin"
+    margin: float = Field(1.0, ge=0, description="student is enough within this rubric margin")
+    target_quality: float = Field(0.95, gt=0, le=1, description="share of teacher-only quality")
+    teacher_budget: float | None = Field(None, gt=0, le=1, description="max share of teacher calls")
+    folds: int = Field(5, ge=2)
+    seed: int = 0
+
+
+class GuardConfig(Strict):
+    llm: ModelConfig | Literal["teacher"] | None = Field(
+        None, description="an LLM guard (Llama Guard compatible); 'teacher' uses the teacher"
+    )
+    policy: Literal["block", "flag"] = "block"
+    redact_pii: bool = True
+
+
+class ServeConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    retrieval: bool = False
+    retrieval_k: int = Field(3, ge=1)
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    max_queue: int = Field(64, ge=1)
+    rate_limit_per_minute: int = Field(120, ge=1)
+    student_timeout_s: float = Field(60.0, gt=0)
+    max_tokens: int = Field(512, ge=1)
+
+
+class ProjectConfig(Strict):
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    docs: str = "docs"
+    persona: str | None = Field(None, description="system prompt; default: artifacts/data/persona.md")
+    teacher: ModelConfig = Field(default_factory=lambda: ModelConfig(ref=DEFAULT_TEACHER))
+    student: ModelConfig = Field(default_factory=lambda: ModelConfig(ref=DEFAULT_STUDENT))
+    judge: ModelConfig | None = Field(None, description="defaults to the teacher")
+    synth: SynthConfig = Field(default_factory=SynthConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    route: RouteConfig = Field(default_factory=RouteConfig)
+    guard: GuardConfig = Field(default_factory=GuardConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+
+    @property
+    def judge_model(self) -> ModelConfig:
+        return self.eval.judge or self.judge or self.teacher
+
+
+def section_hash(*parts: Any) -> str:
+    """A short stable hash of config sections, so stages know when their inputs changed."""
+    payload = [p.model_dump(mode="json") if isinstance(p, BaseModel) else p for p in parts]
+    blob = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def describe_validation_error(exc: ValidationError, source: str) -> str:
+    """One line naming the file and every offending key."""
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        if err["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{loc}'")
+        elif err["type"] == "missing":
+            problems.append(f"missing key '{loc}'")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            got = err.get("input")
+            shown = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) else ""
+            problems.append(f"'{loc}': {msg}{shown}")
+    return f"{source}: " + "; ".join(problems)
+
+
+def parse_config(data: Any, source: str = CONFIG_FILE) -> ProjectConfig:
+    if not isinstance(data, dict):
+        raise ProtegeError(f"{source}: expected a mapping of keys at the top level")
+    try:
+        return ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ProtegeError(describe_validation_error(exc, source)) from None
+
+
+def load_config(path: Path) -> ProjectConfig:
+    """Read and validate a protege.yaml; every failure is one readable ProtegeError."""
+    if path.is_dir():
+        path = path / CONFIG_FILE
+    if not path.is_file():
+        raise ProtegeError(f"{path}: file not found", hint="create a project with `protege init DIR`")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ProtegeError(f"{path}{where}: not valid YAML: {problem}") from None
+    except UnicodeDecodeError:
+        raise ProtegeError(f"{path}: not UTF-8 text") from None
+    return parse_config(data, str(path))
+
+
+def dump_config(config: ProjectConfig) -> str:
+    """YAML for a config, leaving out what equals the defaults except the keys people edit."""
+    data = config.model_dump(mode="json", exclude_defaults=True)
+    data = {"name": config.name, "docs": config.docs, **data}
+    for key in ("teacher", "student"):
+        model = getattr(config, key)
+        data[key] = model.ref if model == ModelConfig(ref=model.ref) else model.model_dump(exclude_defaults=True)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

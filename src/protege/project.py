@@ -1,0 +1,106 @@
+"""A project folder: its config and the one place that knows where every artifact lives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from protege.config import CONFIG_FILE, ProjectConfig, load_config
+from protege.errors import ProtegeError
+
+
+@dataclass(frozen=True)
+class ArtifactPaths:
+    """Where each stage reads and writes (see DESIGN.md, "Artifacts")."""
+
+    root: Path
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def cache_db(self) -> Path:
+        return self.artifacts / "cache.db"
+
+    @property
+    def data(self) -> Path:
+        return self.artifacts / "data"
+
+    @property
+    def train_jsonl(self) -> Path:
+        return self.data / "train.jsonl"
+
+    @property
+    def eval_jsonl(self) -> Path:
+        return self.data / "eval.jsonl"
+
+    @property
+    def card(self) -> Path:
+        return self.data / "card.md"
+
+    @property
+    def persona(self) -> Path:
+        return self.data / "persona.md"
+
+    @property
+    def models(self) -> Path:
+        return self.artifacts / "models"
+
+    def model_run(self, run: str) -> Path:
+        return self.models / run
+
+    @property
+    def reports(self) -> Path:
+        return self.artifacts / "reports"
+
+    def report(self, run: str) -> Path:
+        return self.reports / run
+
+    @property
+    def router(self) -> Path:
+        return self.artifacts / "router"
+
+    @property
+    def traffic_db(self) -> Path:
+        return self.artifacts / "traffic.db"
+
+    @property
+    def keys_db(self) -> Path:
+        return self.artifacts / "keys.db"
+
+    @property
+    def state(self) -> Path:
+        """Per-stage fingerprints used by `protege run` to skip up-to-date stages."""
+        return self.artifacts / "state.json"
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    config: ProjectConfig
+
+    @classmethod
+    def load(cls, directory: Path | str = ".") -> "Project":
+        root = Path(directory).expanduser().resolve()
+        if not (root / CONFIG_FILE).is_file():
+            raise ProtegeError(
+                f"{root}: no {CONFIG_FILE} here", hint="pass a project folder or run `protege init DIR`"
+            )
+        config = load_config(root / CONFIG_FILE)
+        return cls(root=root, config=config)
+
+    @property
+    def paths(self) -> ArtifactPaths:
+        return ArtifactPaths(self.root)
+
+    @property
+    def docs_dir(self) -> Path:
+        docs = (self.root / self.config.docs).resolve()
+        if not docs.is_dir():
+            raise ProtegeError(f"{self.root / CONFIG_FILE}: 'docs': folder not found: {docs}")
+        return docs
+
+    @property
+    def name(self) -> str:
+        return self.config.name
