@@ -48,11 +48,19 @@ def init(
 
 
 @app.command()
-def models() -> None:
+def models(
+    prepare: Annotated[bool, typer.Option(help="assemble and verify every installed embedded model now")] = False,
+) -> None:
     """List the embedded models: size, role, licence and whether they are installed."""
     from rich.table import Table
 
     from protege.models.embedded import REGISTRY, size_on_disk
+
+    if prepare:
+        for m in REGISTRY.values():
+            if m.present:
+                err.print(f"[dim]verifying embedded:{m.name} ...[/]")
+                m.path()
 
     table = Table("reference", "role", "size", "present", "licence")
     for m in REGISTRY.values():
