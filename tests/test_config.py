@@ -1,0 +1,55 @@
+"""protege.yaml errors: each bad input gives one line naming the file and the key."""
+
+from pathlib import Path
+
+import pytest
+
+from protege.config import ProjectConfig, load_config, parse_config, section_hash
+from protege.errors import ProtegeError
+
+BAD_CONFIGS = [
+    ("name: x\ntecher: embedded:smollm2-135m-instruct\n", "unknown key 'techer'"),
+    ("name: x\nsynth:\n  questions_per_chunk: lots\n", "'synth.questions_per_chunk'"),
+    ("name: x\nsynth:\n  questions_per_chunk: 0\n", "greater than or equal to 1"),
+    ("docs: docs\n", "missing key 'name'"),
+    ("name: x\nteacher: gpt4\n", "no known scheme"),
+    ("name: x\nteacher: embedded:llama-9000\n", "unknown embedded model 'llama-9000'"),
+    ("name: x\nstudent:\n  ref: openai:gpt-4o\n", "must be openai:MODEL@BASE_URL"),
+    ("name: x\nsynth:\n  type_mix: {factual: 1, gossip: 1}\n", "unknown question type(s) ['gossip']"),
+    ("name: x\ntrain:\n  method: qlora\n", "'train.method'"),
+    ("name: x\nserve: [1, 2]\n", "'serve'"),
+    ("- just\n- a list\n", "expected a mapping"),
+    ("name: x\n  bad: indent\n", "not valid YAML"),
+    ("name: 'has spaces'\n", "'name'"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_CONFIGS)
+def test_bad_config_gives_one_clear_line(tmp_path: Path, text: str, expected: str):
+    path = tmp_path / "protege.yaml"
+    path.write_text(text)
+    with pytest.raises(ProtegeError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert expected in message
+    assert str(path) in message
+    assert "\n" not in message and "Traceback" not in message
+
+
+def test_missing_file_names_the_file(tmp_path: Path):
+    with pytest.raises(ProtegeError, match="file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_plain_string_and_mapping_model_forms_agree():
+    a = parse_config({"name": "x", "teacher": "ollama:llama3.1"})
+    b = parse_config({"name": "x", "teacher": {"ref": "ollama:llama3.1"}})
+    assert a.teacher == b.teacher
+    assert a.judge_model == a.teacher  # the judge defaults to the teacher
+
+
+def test_section_hash_follows_changes():
+    a = ProjectConfig(name="x")
+    b = ProjectConfig(name="x", synth={"questions_per_chunk": 7})
+    assert section_hash(a.synth) == section_hash(ProjectConfig(name="y").synth)
+    assert section_hash(a.synth) != section_hash(b.synth)
