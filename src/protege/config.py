@@ -143,6 +143,9 @@ class EvalConfig(Strict):
     max_tokens: int = Field(256, ge=16)
     bootstrap: int = Field(2000, ge=100)
     seed: int = 0
+    local_usd_per_hour: float = Field(
+        0.10, ge=0, description="price of the machine a local model runs on (default: a 2-vCPU cloud VM)"
+    )
 
 
 class RouteConfig(Strict):
