@@ -113,6 +113,8 @@ def describe_api_error(exc: Exception, endpoint: str) -> str:
         return f"{endpoint}: model or route not found (404)"
     if isinstance(exc, openai.RateLimitError):
         return f"{endpoint}: still rate limited (429) after retries"
+    if isinstance(exc, openai.APIStatusError) and "logits_all" in str(exc.message):
+        return f"{endpoint}: this local server was started without logprobs (open_client(..., logprobs=True))"
     if isinstance(exc, openai.APIStatusError):
         return f"{endpoint}: HTTP {exc.status_code}: {str(exc.message)[:300]}"
     return f"{endpoint}: {exc}"

@@ -39,9 +39,17 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def server_spec(model: ModelConfig, lora: Path | None = None) -> ServerSpec:
+SMALL_MODEL_BYTES = 600_000_000
+
+
+def server_spec(model: ModelConfig, lora: Path | None = None, logprobs: bool | None = None) -> ServerSpec:
+    """How to serve a local model. logprobs=None: on for small models (students), where
+    keeping every position's logits is cheap; big ones (the teacher) only when asked."""
     ref = parse_ref(model.ref)
-    return ServerSpec(model=gguf_path(ref), lora=Path(lora) if lora else None, n_ctx=model.n_ctx)
+    path = gguf_path(ref)
+    if logprobs is None:
+        logprobs = path.stat().st_size < SMALL_MODEL_BYTES
+    return ServerSpec(model=path, lora=Path(lora) if lora else None, n_ctx=model.n_ctx, logprobs=logprobs)
 
 
 def api_key_for(model: ModelConfig, ref: ModelRef) -> str:
@@ -58,13 +66,18 @@ def api_key_for(model: ModelConfig, ref: ModelRef) -> str:
 
 
 def open_client(
-    model: ModelConfig, *, cache_path: Path | None = None, lora: Path | None = None
+    model: ModelConfig,
+    *,
+    cache_path: Path | None = None,
+    lora: Path | None = None,
+    logprobs: bool | None = None,
 ) -> ChatClient:
-    """A client for any reference. Local models are served (or reused) by the server pool."""
+    """A client for any reference. Local models are served (or reused) by the server pool;
+    pass logprobs=True to get top-k logprobs from a big local model (see server_spec)."""
     ref = parse_ref(model.ref)
     cache = ResponseCache(cache_path) if cache_path else None
     if ref.is_local_gguf:
-        server = POOL.get(server_spec(model, lora))
+        server = POOL.get(server_spec(model, lora, logprobs))
         identity = str(ref) + (f"+lora:{file_digest(Path(lora))}" if lora else "")
         return ChatClient(base_url=server.base_url, model="local", api_key="sk-local", config=model, cache=cache, identity=identity)
     if lora:
