@@ -44,6 +44,11 @@ class ArtifactPaths:
         return self.data / "persona.md"
 
     @property
+    def dropped_jsonl(self) -> Path:
+        """Pairs synth generated and then dropped, each with the stage and reason."""
+        return self.data / "dropped.jsonl"
+
+    @property
     def models(self) -> Path:
         return self.artifacts / "models"
 
