@@ -133,7 +133,6 @@ def test_real_llama_server_completion_stream_logprobs_and_cache(student_model, t
     assert all(t.logprob <= 0 for t in c.logprobs)
     assert len(streamed) > 1 and "".join(streamed).strip()  # arrived in pieces
     assert probe is True
-    assert ResponseCache(cache_path).get_probe("embedded:smollm2-135m-instruct", "logprobs") is True
 
     # Stop the server: the identical request must come from the cache, with no HTTP call.
     POOL.stop(server_spec(student_model))
@@ -151,6 +150,22 @@ def test_real_llama_server_completion_stream_logprobs_and_cache(student_model, t
     hit = asyncio.run(again())
     assert hit.cached and hit.text == c.text and client.stats.cache_hits == 1
     assert [t.token for t in hit.logprobs] == [t.token for t in c.logprobs]
+
+
+def test_logprob_probe_asks_once_and_remembers(tmp_path):
+    flaky = FlakyEndpoint(failures=0)  # answers without logprobs
+    try:
+        model = ModelConfig(ref=f"openai:flaky@{flaky.url}")
+
+        async def go():
+            async with open_client(model, cache_path=tmp_path / "c.db") as client:
+                return [await client.supports_logprobs() for _ in range(3)]
+
+        assert asyncio.run(go()) == [False, False, False]
+        assert len(flaky.requests) == 1
+        assert ResponseCache(tmp_path / "c.db").get_probe(f"openai:flaky@{flaky.url}", "logprobs") is False
+    finally:
+        flaky.close()
 
 
 def test_temperature_samples_are_cached_apart(tmp_path):

@@ -140,6 +140,8 @@ class ChatClient:
         # The cache identity names the model, not the port it happens to be served on today.
         self.identity = identity or f"{config.ref}"
         self.stats = ClientStats()
+        # Set for local servers, where protege chose whether logprobs are on: no probe needed.
+        self.logprobs_known: bool | None = None
         self._sem = asyncio.Semaphore(config.concurrency)
         self._sdk = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key, max_retries=config.max_retries, timeout=config.timeout_s
@@ -242,6 +244,8 @@ class ChatClient:
 
     async def supports_logprobs(self) -> bool:
         """Ask the endpoint once whether it returns top-k logprobs; remember the answer."""
+        if self.logprobs_known is not None:
+            return self.logprobs_known
         if self.cache is not None:
             known = self.cache.get_probe(self.identity, "logprobs")
             if known is not None:

@@ -77,9 +77,12 @@ def open_client(
     ref = parse_ref(model.ref)
     cache = ResponseCache(cache_path) if cache_path else None
     if ref.is_local_gguf:
-        server = POOL.get(server_spec(model, lora, logprobs))
+        spec = server_spec(model, lora, logprobs)
+        server = POOL.get(spec)
         identity = str(ref) + (f"+lora:{file_digest(Path(lora))}" if lora else "")
-        return ChatClient(base_url=server.base_url, model="local", api_key="sk-local", config=model, cache=cache, identity=identity)
+        client = ChatClient(base_url=server.base_url, model="local", api_key="sk-local", config=model, cache=cache, identity=identity)
+        client.logprobs_known = spec.logprobs
+        return client
     if lora:
         raise ProtegeError(f"{ref}: a LoRA adapter can only be attached to a local GGUF model")
     if ref.kind == "hf":
