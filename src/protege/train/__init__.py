@@ -1,0 +1,9 @@
+"""Train the student: LoRA SFT with token-level KD, exact resume, GGUF adapter export.
+
+`run(project, ...) -> Path` trains and returns the run folder; `latest_run(project)` finds the
+newest finished one. Importing this package stays light (torch loads inside run()).
+"""
+
+from protege.train.stage import latest_run, run
+
+__all__ = ["latest_run", "run"]

@@ -1,0 +1,276 @@
+"""train.jsonl -> token ids with a loss mask and, where the teacher gave them, top-k targets.
+
+The student's own chat template renders each conversation; only the assistant turns carry
+loss. Teacher logprobs arrive as token *strings* (or bytes) from an API, so they are mapped to
+the student's ids through the vocabulary, and aligned to the student's tokens by byte span:
+a student token gets a KD target only where it is exactly one teacher token.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from protege.errors import ProtegeError
+
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass
+class KDTarget:
+    """The teacher's top-k at one label position (student ids, logprobs)."""
+
+    ids: list[int]
+    logprobs: list[float]
+
+
+@dataclass
+class Example:
+    input_ids: list[int]
+    labels: list[bool]  # token t is predicted (it belongs to an assistant turn)
+    kd: dict[int, KDTarget] = field(default_factory=dict)  # token position -> teacher top-k
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass
+class EncodeStats:
+    rows: int = 0
+    truncated: int = 0
+    dropped_too_long: int = 0
+    kd_rows: int = 0  # rows with at least one KD target
+    kd_mapping_failed: int = 0  # rows with logprobs that could not be mapped to student tokens
+    kd_tokens: int = 0
+    label_tokens: int = 0
+    teacher_tokens: int = 0
+    aligned_tokens: int = 0  # teacher tokens that are exactly one student token
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Every row of a train.jsonl, validated; all problems reported at once with line numbers."""
+    if not path.is_file():
+        raise ProtegeError(f"{path}: dataset not found", hint="run `protege synth DIR` first")
+    rows, problems = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        problem = None
+        if not line.strip():
+            problem = "empty line"
+        else:
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                problem = f"not JSON ({exc.msg})"
+            else:
+                problem = _row_problem(row)
+        if problem:
+            problems.append(f"line {number}: {problem}")
+        else:
+            rows.append(row)
+    if problems:
+        more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise ProtegeError(f"{path}: {len(problems)} bad row(s): " + "; ".join(problems[:5]) + more)
+    if not rows:
+        raise ProtegeError(f"{path}: no rows to train on", hint="run `protege synth DIR` first")
+    return rows
+
+
+def _row_problem(row: Any) -> str | None:
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    messages = row.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "no 'messages' list"
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            return f"message {i} needs a role in {list(ROLES)} and a string content"
+    if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
+        return "the last message must be a non-empty assistant answer"
+    teacher = row.get("teacher")
+    if teacher is not None and not isinstance(teacher, dict):
+        return "'teacher' must be an object"
+    logprobs = (teacher or {}).get("logprobs")
+    if logprobs is not None and not (
+        isinstance(logprobs, list) and all(isinstance(t, dict) and "token" in t for t in logprobs)
+    ):
+        return "'teacher.logprobs' must be a list of {token, logprob, top} objects"
+    return None
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte <-> printable character table used by byte-level BPE vocabularies."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+class VocabMap:
+    """Maps a token given as text/bytes (as APIs return it) to the student's token id."""
+
+    def __init__(self, tokenizer: Any):
+        vocab: dict[str, int] = tokenizer.get_vocab()
+        decoder = json.loads(tokenizer.backend_tokenizer.to_str()).get("decoder") or {}
+        byte_level = "ByteLevel" in json.dumps(decoder)
+        self.by_bytes: dict[bytes, int] = {}
+        if byte_level:
+            inverse = {c: b for b, c in _bytes_to_unicode().items()}
+            for tok, i in vocab.items():
+                if all(c in inverse for c in tok):
+                    self.by_bytes.setdefault(bytes(inverse[c] for c in tok), i)
+        else:  # SentencePiece style: "▁" is a space, <0xNN> a raw byte
+            for tok, i in vocab.items():
+                if len(tok) == 6 and tok.startswith("<0x") and tok.endswith(">"):
+                    self.by_bytes.setdefault(bytes([int(tok[3:5], 16)]), i)
+                else:
+                    self.by_bytes.setdefault(tok.replace("▁", " ").encode(), i)
+        self.special = {t: vocab[t] for t in tokenizer.all_special_tokens if t in vocab}
+        self.special.update({t: i for t, i in (tokenizer.get_added_vocab() or {}).items()})
+
+    def id_of(self, entry: dict[str, Any]) -> int | None:
+        token = entry.get("token") or ""
+        if token in self.special:
+            return self.special[token]
+        raw = bytes(entry["bytes"]) if entry.get("bytes") else token.encode("utf-8")
+        return self.by_bytes.get(raw)
+
+
+def render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool = False) -> str:
+    """The student's chat template as text; a template that cannot express the roles is a clear error."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ProtegeError(
+            "the student has no chat template, so it cannot be trained on conversations",
+            hint="use an instruct model as student (e.g. embedded:smollm2-135m-instruct)",
+        )
+    try:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+    except Exception as exc:  # jinja raises TemplateError or anything the template's raise_exception says
+        roles = "/".join(m["role"] for m in messages)
+        raise ProtegeError(
+            f"the student's chat template cannot express a conversation with roles {roles}: {exc}",
+            hint="pick a student whose template supports these roles, or drop system prompts from the data",
+        ) from None
+    for m in messages:
+        if m["content"].strip() and m["content"].strip() not in text:
+            raise ProtegeError(
+                f"the student's chat template drops the '{m['role']}' message, so it cannot express the roles",
+                hint="pick a student whose template supports a system prompt",
+            )
+    return text
+
+
+def encode_row(
+    row: dict[str, Any], tokenizer: Any, max_len: int, vocab: VocabMap | None, stats: EncodeStats
+) -> Example | None:
+    """One row -> Example; None when truncation leaves no assistant token to learn from."""
+    messages = [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
+    full = render(tokenizer, messages)
+    spans: list[tuple[int, int]] = []  # character spans of assistant turns in `full`
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        before = render(tokenizer, messages[:i], generation_prompt=True) if i else ""
+        through = render(tokenizer, messages[: i + 1])
+        if not full.startswith(through) or not through.startswith(before):
+            raise ProtegeError("the student's chat template is not prefix-stable, so assistant turns cannot be found")
+        # The answer and the end-of-turn marker carry loss; trailing newlines do not.
+        spans.append((len(before), len(through.rstrip())))
+    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    labels = [any(a <= s < b for a, b in spans) and e > s for s, e in offsets]
+    kd: dict[int, KDTarget] = {}
+    stats.rows += 1
+    logprobs = (row.get("teacher") or {}).get("logprobs")
+    if logprobs and vocab is not None:
+        answer = messages[-1]["content"]
+        start = full.find(answer, spans[-1][0])
+        kd = _align_kd(logprobs, answer, start, ids, offsets, full, vocab, stats)
+    if len(ids) > max_len:
+        stats.truncated += 1
+        ids, labels = ids[:max_len], labels[:max_len]
+        kd = {p: t for p, t in kd.items() if p < max_len}
+    # The first token is never predicted (nothing precedes it).
+    labels[0] = False
+    if not any(labels):
+        stats.dropped_too_long += 1
+        return None
+    stats.label_tokens += sum(labels)
+    stats.kd_tokens += len(kd)
+    stats.kd_rows += bool(kd)
+    return Example(ids, labels, kd)
+
+
+def _align_kd(
+    logprobs: list[dict[str, Any]],
+    answer: str,
+    start: int,
+    ids: list[int],
+    offsets: list[tuple[int, int]],
+    full: str,
+    vocab: VocabMap,
+    stats: EncodeStats,
+) -> dict[int, KDTarget]:
+    """Teacher tokens matched to student tokens by byte span within the answer."""
+    pieces = [bytes(t["bytes"]) if t.get("bytes") else str(t["token"]).encode() for t in logprobs]
+    joined = b"".join(pieces)
+    answer_bytes = answer.encode()
+    stats.teacher_tokens += len(pieces)
+    # The stored answer may be stripped of whitespace the teacher generated.
+    shift = joined.find(answer_bytes.strip()) - answer_bytes.find(answer_bytes.strip())
+    if start < 0 or joined.strip() != answer_bytes.strip():
+        stats.kd_mapping_failed += 1
+        return {}
+    spans: dict[tuple[int, int], dict[str, Any]] = {}
+    pos = -shift
+    for piece, entry in zip(pieces, logprobs):
+        spans[(pos, pos + len(piece))] = entry
+        pos += len(piece)
+    kd: dict[int, KDTarget] = {}
+    failed = False
+    for p, (s, e) in enumerate(offsets):
+        if s < start or e > start + len(answer) or e <= s:
+            continue
+        b0 = len(full[start:s].encode())
+        b1 = b0 + len(full[s:e].encode())
+        entry = spans.get((b0, b1))
+        if entry is None or vocab.id_of(entry) != ids[p]:
+            continue
+        stats.aligned_tokens += 1
+        top = entry.get("top") or [entry]
+        mapped = [(vocab.id_of(t), float(t["logprob"])) for t in top]
+        failed |= any(i is None for i, _ in mapped)
+        kept = [(i, lp) for i, lp in mapped if i is not None]
+        if kept:
+            kd[p] = KDTarget([i for i, _ in kept], [lp for _, lp in kept])
+    if failed or not kd:
+        stats.kd_mapping_failed += 1
+    return kd
+
+
+def length_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Batches of similar length (little padding), in a seeded order that depends only on the epoch.
+
+    Determinism matters: a resumed run rebuilds the same order and skips the batches it did.
+    """
+    rng = random.Random(f"{seed}-{epoch}")
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    # Sort within windows of 50 batches: length-grouped, yet still shuffled across the epoch.
+    window = batch_size * 50
+    grouped: list[int] = []
+    for w in range(0, len(order), window):
+        grouped += sorted(order[w : w + window], key=lambda i: lengths[i])
+    batches = [grouped[i : i + batch_size] for i in range(0, len(grouped), batch_size)]
+    rng.shuffle(batches)
+    return batches
