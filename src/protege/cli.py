@@ -12,9 +12,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from pydantic import ValidationError
 from rich.markup import escape
 
 from protege.console import err, next_steps, out
+from protege.config import describe_validation_error
 from protege.errors import ProtegeError
 
 app = typer.Typer(
@@ -108,12 +110,93 @@ def doctor() -> None:
     next_steps("All required checks passed. Next: protege init DIR --docs PATH")
 
 
+@app.command()
+def synth(
+    directory: Annotated[Path, typer.Argument(help="project folder (holds protege.yaml)")] = Path("."),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print calls, estimated tokens and cost; call nothing")] = False,
+) -> None:
+    """Write a training set from the project's docs: questions, grounded answers, filtered, split by chunk."""
+    from rich.table import Table
+
+    from protege.project import Project
+    from protege.synth import run as run_synth
+
+    result = run_synth(Project.load(directory), dry_run=dry_run)
+    c = result.counts
+    if dry_run:
+        table = Table("step", "model", "calls (at most)", "prompt tokens (est.)", "completion tokens (est.)", "cost USD (est.)")
+        for r in result.estimate:
+            table.add_row(r.step, r.ref, f"{r.calls:,}", f"{r.prompt_tokens:,}", f"{r.completion_tokens:,}", f"{r.cost_usd:.4f}")
+        table.add_row("total", "", f"{sum(r.calls for r in result.estimate):,}",
+                      f"{sum(r.prompt_tokens for r in result.estimate):,}",
+                      f"{sum(r.completion_tokens for r in result.estimate):,}", f"{sum(r.cost_usd for r in result.estimate):.4f}")  # fmt: skip
+        out.print(table)
+        next_steps(
+            f"{c['files']} file(s) read, {c['skipped']} skipped, {c['chunks']} chunk(s), {c['questions']} question(s) planned. "
+            "Nothing was called (calls already in artifacts/cache.db will be free).",
+            f"Next: protege synth {directory}",
+        )
+        return
+    next_steps(
+        f"[green]Wrote[/] {c['kept']} pair(s): {c['train']} train -> {result.train}, {c['eval']} eval -> {result.eval}",
+        f"{c['dropped']} dropped (reasons in {result.card} and {result.dropped}); "
+        f"{c['skipped']} file(s) skipped" + (f"; system prompt: {result.persona}" if result.persona else ""),
+        f"Next: read {result.card}, then [bold]protege train {directory}[/]",
+    )
+
+
+@app.command("eval")
+def eval_(
+    directory: Annotated[Path, typer.Argument(help="project folder (holds protege.yaml)")] = Path("."),
+    run: Annotated[Optional[str], typer.Option(help="trained run to evaluate (default: artifacts/models/LATEST)")] = None,
+    compare: Annotated[Optional[tuple[str, str]], typer.Option(help="put two evaluated runs side by side")] = None,
+    fail_under: Annotated[Optional[float], typer.Option(help="exit 1 if the trained student's mean rubric is below this")] = None,
+) -> None:
+    """Judge the untrained student, the trained student and the teacher on the held-out questions."""
+    from rich.table import Table
+
+    from protege.project import Project
+
+    project = Project.load(directory)
+    if compare:
+        from protege.evaluate.compare import compare as compare_runs
+
+        c = compare_runs(project, *compare)
+        table = Table(*c.header)
+        for row in c.rows:
+            table.add_row(*row)
+        out.print(table)
+        next_steps(f"[green]Wrote[/] {c.md_path} and {c.html_path}")
+        return
+    from protege.evaluate import run as run_eval
+    from protege.evaluate.report import est, main_student
+
+    result = run_eval(project, run=run, fail_under=fail_under)
+    s = result.summary
+    student = main_student(s)
+    out.print(f"{student} student: mean rubric {est(s['rubric'][student])}; teacher {est(s['rubric']['teacher'])}")
+    if s["trained"]:
+        out.print(f"[bold]gap recovered[/] {est(s['gap_recovered'])}")
+    else:
+        out.print(f"[yellow]{s['note']}[/]")
+    next_steps(
+        f"[green]Wrote[/] {result.report_dir}/report.html (and report.md, summary.json, results.jsonl)",
+        f"Next: [bold]protege route {directory}[/] to learn when the student is enough",
+    )
+    if not result.passed:
+        err.print(f"[bold red]regression gate failed:[/] {escape(result.gate_failure or '')}")
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point: renders a ProtegeError as one line, never a traceback."""
     try:
         app()
     except ProtegeError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(2)
+    except ValidationError as exc:  # options validated through the config models
+        err.print(f"[bold red]error:[/] {escape(describe_validation_error(exc, 'option'))}", highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: finished work is saved; run the same command again to resume")

@@ -1,0 +1,142 @@
+"""card.md: what synth generated, what it dropped and why, what it cost, and on whose terms."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from protege.config import ModelConfig
+
+UNKNOWN_LICENSE = "unknown"
+
+
+def license_terms(model: ModelConfig) -> str:
+    """The config's `license`, else the embedded registry's, else "unknown"."""
+    if model.license:
+        return model.license
+    from protege.models.refs import parse_ref
+
+    ref = parse_ref(model.ref)
+    if ref.kind == "embedded":
+        from protege.models.embedded import get
+
+        return get(ref.name).license
+    return UNKNOWN_LICENSE
+
+
+@dataclass
+class CardData:
+    project: str
+    docs_dir: str
+    config_hash: str
+    code_version: str
+    format: str
+    wall_s: float
+    files_read: int
+    skipped: list[tuple[str, str]]
+    notes: list[str]
+    chunks_total: int
+    chunks_used: int
+    persona_source: str
+    steps: list[tuple[str, int]]  # (step, count after it), in pipeline order
+    dropped: Counter
+    planned_types: Counter
+    train_types: Counter
+    eval_types: Counter
+    usage: list[dict[str, Any]]  # one per model role: role, ref, calls, cache_hits, tokens, cost
+    licenses: list[tuple[str, str, str]]  # (role, ref, terms)
+    logprobs_note: str
+    redactions: int
+    judge_retries: int
+    judge_threshold: float
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+
+def pick_examples(rows: list[dict[str, Any]], seed: int, n: int = 10) -> list[dict[str, Any]]:
+    """n rows drawn with the seed, shown in dataset order."""
+    chosen = sorted(random.Random(seed).sample(range(len(rows)), min(n, len(rows))))
+    return [rows[i] for i in chosen]
+
+
+def _clip(text: str, limit: int = 500) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def render_card(d: CardData) -> str:
+    lines = [
+        f"# Dataset card: {d.project}",
+        "",
+        f"Made by protege {d.code_version} from `{d.docs_dir}`, config hash `{d.config_hash}`, "
+        f"format `{d.format}`, in {d.wall_s:.1f} s.",
+        "",
+        "## Counts",
+        "",
+        "| step | count |",
+        "| --- | ---: |",
+        f"| files read | {d.files_read} |",
+        f"| files skipped | {len(d.skipped)} |",
+        f"| chunks | {d.chunks_total} |",
+        f"| chunks used (`max_chunks`) | {d.chunks_used} |",
+    ]
+    lines += [f"| {step} | {count} |" for step, count in d.steps]
+    lines += [f"| of which eval (held out by chunk) | {sum(d.eval_types.values())} |", ""]
+    if d.skipped:
+        lines += ["### Files skipped", ""] + [f"- `{f}`: {reason}" for f, reason in d.skipped] + [""]
+    if d.notes:
+        lines += ["### Rows skipped inside read files", ""] + [f"- {n}" for n in d.notes] + [""]
+    lines += ["### Dropped, by reason", ""]
+    lines += [f"- {reason}: {n}" for reason, n in sorted(d.dropped.items())] or ["- none"]
+    lines += [
+        "",
+        f"Judge threshold: groundedness and helpfulness both >= {d.judge_threshold:g} (judge re-asked {d.judge_retries} "
+        f"time(s) after a malformed answer). Guard: PII redactions in kept pairs: {d.redactions}. "
+        "Every dropped pair is in `dropped.jsonl` with its reason.",
+        "",
+        "## Type mix",
+        "",
+        "| type | planned | train | eval |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for t in sorted(set(d.planned_types) | set(d.train_types) | set(d.eval_types)):
+        lines.append(f"| {t} | {d.planned_types[t]} | {d.train_types[t]} | {d.eval_types[t]} |")
+    lines += [
+        "",
+        f"System prompt: {d.persona_source} (`persona.md`, or `persona` in protege.yaml).",
+        "",
+        "## Teacher calls, tokens and cost",
+        "",
+        "| role | model | calls | cache hits | prompt tokens | completion tokens | cost (USD) | paid this run (USD) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for u in d.usage:
+        lines.append(
+            f"| {u['role']} | `{u['ref']}` | {u['calls']} | {u['cache_hits']} | {u['prompt_tokens']:,} | "
+            f"{u['completion_tokens']:,} | {u['cost_usd']:.4f} | {u['spent_usd']:.4f} |"
+        )
+    lines += ["", f"Logprobs: {d.logprobs_note}", "", "## Licence of the teacher's outputs", ""]
+    for role, ref, terms in d.licenses:
+        if terms == UNKNOWN_LICENSE:
+            lines.append(
+                f"- **WARNING** {role} `{ref}`: licence unknown. Check the provider's terms on training other "
+                "models with its outputs before you train on this dataset (set `license:` on the model in protege.yaml)."
+            )
+        else:
+            lines.append(f"- {role} `{ref}`: {terms}")
+    lines += ["", f"## {len(d.examples)} random examples", ""]
+    for row in d.examples:
+        question = row["messages"][-2]["content"]
+        if row.get("context") is not None:
+            question = question.rsplit("Question:", 1)[-1]
+        lines += [
+            f"**{row['id']}** ({row['type']}, {row['persona']}; from {', '.join(row['source']['chunks'])}; "
+            f"scores {row['scores']['groundedness']:g}/{row['scores']['helpfulness']:g})",
+            "",
+            f"> **Q:** {_clip(question)}",
+            ">",
+            f"> **A:** {_clip(row['messages'][-1]['content'])}",
+            "",
+        ]
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,356 @@
+"""protege synth: documents -> questions -> grounded answers -> guard -> judge -> split by chunk.
+
+Every model call goes through the ChatClient cache (artifacts/cache.db), so an interrupted run
+resumes for free; outputs are ordered by the seeded plan, never by completion order, so a
+resumed run writes exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import protege
+from protege.config import ModelConfig, section_hash
+from protege.corpus import Chunk, Corpus, approx_tokens, load_corpus
+from protege.synth import persona as persona_mod
+from protege.synth import prompts
+from protege.synth.answers import Answer, Prompted, grounded_answer, prompt_for
+from protege.synth.card import CardData, license_terms, pick_examples, render_card
+from protege.synth.dedup import near_duplicates
+from protege.synth.judge import Verdict, judge_pair
+from protege.synth.questions import QUESTION_MAX_TOKENS, PlannedQuestion, plan_questions, question_id, question_prompt, write_question
+from protege.synth.split import split_by_chunk
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from protege.models.client import ChatClient
+    from protege.project import Project
+
+T = TypeVar("T")
+# Guesses for --dry-run only: completion lengths the teacher and judge typically write.
+EST_QUESTION_TOKENS = 30
+EST_JUDGE_TOKENS = 50
+EST_ANSWER_SHARE = 0.5
+EST_VOICE_PROFILE_TOKENS = 300
+
+
+@dataclass
+class EstimateRow:
+    step: str
+    ref: str
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+@dataclass
+class SynthResult:
+    train: Path
+    eval: Path
+    card: Path
+    dropped: Path
+    persona: Path | None
+    counts: dict[str, int]
+    dry_run: bool = False
+    estimate: list[EstimateRow] = field(default_factory=list)
+
+
+@dataclass
+class _Item:
+    """One planned question on its way through the pipeline; `dropped` ends its journey."""
+
+    plan: PlannedQuestion
+    question: str | None = None
+    id: str = ""
+    prompted: Prompted | None = None
+    answer: Answer | None = None
+    guard: dict[str, Any] | None = None
+    verdict: Verdict | None = None
+    dropped: tuple[str, str] | None = None  # (reason category, detail)
+
+    @property
+    def alive(self) -> bool:
+        return self.dropped is None
+
+
+def select_chunks(chunks: list[Chunk], max_chunks: int | None, seed: int) -> list[Chunk]:
+    """All chunks, or a seeded sample of max_chunks kept in corpus order (spread over files)."""
+    if max_chunks is None or len(chunks) <= max_chunks:
+        return chunks
+    keep = set(random.Random(seed).sample(range(len(chunks)), max_chunks))
+    return [c for i, c in enumerate(chunks) if i in keep]
+
+
+def config_hash(project: "Project") -> str:
+    c = project.config
+    return section_hash(c.synth, c.teacher, c.judge_model, c.persona, c.docs)
+
+
+def run(project: "Project", dry_run: bool = False) -> SynthResult:
+    """Write train.jsonl, eval.jsonl, dropped.jsonl, card.md (and persona.md) under artifacts/data."""
+    corpus = load_corpus(project)
+    chunks = select_chunks(corpus.chunks, project.config.synth.max_chunks, project.config.synth.seed)
+    plan = plan_questions(chunks, project.config.synth)
+    paths = project.paths
+    if dry_run:
+        estimate = estimate_calls(project, corpus, chunks, plan)
+        counts = {"files": len(corpus.documents), "skipped": len(corpus.skipped), "chunks": len(chunks), "questions": len(plan)}
+        return SynthResult(paths.train_jsonl, paths.eval_jsonl, paths.card, paths.dropped_jsonl, None, counts, True, estimate)
+    return asyncio.run(_synthesize(project, corpus, chunks, plan))
+
+
+def estimate_calls(project: "Project", corpus: Corpus, chunks: list[Chunk], plan: list[PlannedQuestion]) -> list[EstimateRow]:
+    """Calls, tokens and cost before any call is made (upper bounds on calls; tokens estimated)."""
+    c = project.config
+    synth = c.synth
+
+    def row(step: str, model: ModelConfig, calls: int, prompt: int, completion: int) -> EstimateRow:
+        cost = (prompt * model.price_input + completion * model.price_output) / 1e6
+        return EstimateRow(step, model.ref, calls, prompt, completion, cost)
+
+    rows = []
+    voice_prompt = persona_mod.pending_call(project, corpus)
+    if voice_prompt:
+        rows.append(row("voice profile", c.teacher, 1, approx_tokens(voice_prompt), persona_mod.VOICE_MAX_TOKENS))
+        system_tokens = EST_VOICE_PROFILE_TOKENS
+    else:
+        existing = _text_of(project.paths.persona)
+        system_tokens = approx_tokens(c.persona or existing or prompts.DEFAULT_SYSTEM.format(name=project.name))
+    if synth.logprobs:
+        rows.append(row("logprobs probe", c.teacher, 1, 10, 2))
+    n = len(plan)
+    rows.append(row("questions", c.teacher, n, sum(approx_tokens(question_prompt(q, project.name)) for q in plan), n * EST_QUESTION_TOKENS))
+    answer_out = int(synth.answer_max_tokens * EST_ANSWER_SHARE)
+    answer_in = sum(system_tokens + 60 + approx_tokens(q.reference()) + EST_QUESTION_TOKENS for q in plan)
+    if synth.format == "raft":
+        answer_in += n * synth.raft_distractors * synth.chunk_tokens
+    for p in synth.proposers:
+        rows.append(row("proposals (MoA)", p, n, answer_in, n * answer_out))
+    aggregate_in = answer_in + n * len(synth.proposers) * answer_out
+    rows.append(row("answers", c.teacher, n, aggregate_in, n * answer_out))
+    judge_in = sum(150 + approx_tokens(q.reference()) + EST_QUESTION_TOKENS + answer_out for q in plan)
+    rows.append(row("judge", c.judge_model, n, judge_in, n * EST_JUDGE_TOKENS))
+    return rows
+
+
+def _text_of(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+async def _each(progress: "Progress", label: str, jobs: list[Awaitable[T]]) -> list[T]:
+    """Await jobs concurrently (the client bounds concurrency); results in job order."""
+    task = progress.add_task(label, total=len(jobs))
+
+    async def one(job: Awaitable[T]) -> T:
+        try:
+            return await job
+        finally:
+            progress.advance(task)
+
+    return await asyncio.gather(*(one(j) for j in jobs))
+
+
+def _progress() -> "Progress":
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from protege.console import err
+
+    return Progress(
+        TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err,
+    )  # fmt: skip
+
+
+async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], plan: list[PlannedQuestion]) -> SynthResult:
+    from protege.guard import Guard, redact
+    from protege.models.endpoint import open_client
+
+    t0 = time.perf_counter()
+    c = project.config
+    synth = c.synth
+    cache = project.paths.cache_db
+    teacher = open_client(c.teacher, cache_path=cache)
+    judge = open_client(c.judge_model, cache_path=cache)
+    proposers = [open_client(p, cache_path=cache) for p in synth.proposers]
+    guard = Guard.from_project(project)
+    items = [_Item(q) for q in plan]
+    try:
+        with _progress() as progress:
+            persona = await persona_mod.resolve_persona(project, corpus, teacher)
+            top_k, logprobs_note = 0, "not requested"
+            if synth.logprobs:
+                if await teacher.supports_logprobs():
+                    top_k, logprobs_note = synth.logprobs, f"top-{synth.logprobs} stored in row['teacher']['logprobs']"
+                else:
+                    logprobs_note = f"requested (top-{synth.logprobs}) but {c.teacher.ref} does not return them: rows have none"
+
+            questions = await _each(progress, "questions", [write_question(teacher, it.plan, project.name, synth.seed) for it in items])
+            for it, q in zip(items, questions):
+                if q is None:
+                    it.dropped = ("teacher wrote no question", "")
+                else:
+                    it.question, it.id = q, question_id(it.plan, q)
+            alive = [it for it in items if it.alive]
+            for dup, first in near_duplicates([it.question or "" for it in alive], synth.dedup_threshold).items():
+                alive[dup].dropped = ("near-duplicate question", f"repeats {alive[first].id}")
+
+            alive = [it for it in items if it.alive]
+            for it in alive:
+                it.prompted = prompt_for(it.plan, it.question or "", system=persona.text, name=project.name,
+                                         config=synth, chunks=chunks, question_id=it.id)  # fmt: skip
+            answers = await _each(progress, "answers", [
+                grounded_answer(teacher, proposers, it.prompted, max_tokens=synth.answer_max_tokens, top_logprobs=top_k)  # type: ignore[arg-type]
+                for it in alive
+            ])  # fmt: skip
+            for it, answer in zip(alive, answers):
+                it.answer = answer
+                if not answer.text.strip():
+                    it.dropped = ("empty answer", "")
+                elif answer.finish_reason == "length":
+                    it.dropped = ("answer cut at answer_max_tokens", f"raise synth.answer_max_tokens ({synth.answer_max_tokens})")
+
+            alive = [it for it in items if it.alive]
+            verdicts = await _each(progress, "guard", [guard.check(_messages(it), role="assistant") for it in alive])
+            redactions = 0
+            for it, v in zip(alive, verdicts):
+                if not v.safe:
+                    it.dropped = ("guard: unsafe answer", ", ".join(v.categories))
+                    continue
+                n = 0
+                for m in it.prompted.messages[1:]:  # type: ignore[union-attr]
+                    m["content"], k = redact(m["content"])
+                    n += k
+                text, k = redact(it.answer.text)  # type: ignore[union-attr]
+                it.answer.text = text  # type: ignore[union-attr]
+                redactions += n + k
+                it.guard = {"safe": True, "categories": list(v.categories), "redactions": n + k}
+
+            alive = [it for it in items if it.alive]
+            judged = await _each(progress, "judge", [
+                judge_pair(judge, reference=it.plan.reference(), qtype=it.plan.type, question=it.question or "",
+                           answer=it.answer.text)  # type: ignore[union-attr]
+                for it in alive
+            ])  # fmt: skip
+            for it, verdict in zip(alive, judged):
+                it.verdict = verdict
+                if not verdict.parsed:
+                    it.dropped = ("judge: malformed answer", verdict.reason)
+                elif min(verdict.groundedness, verdict.helpfulness) < synth.judge_threshold:  # type: ignore[type-var]
+                    it.dropped = ("judge: below threshold",
+                                  f"groundedness {verdict.groundedness:g}, helpfulness {verdict.helpfulness:g}: {verdict.reason}")  # fmt: skip
+    finally:
+        for client in (teacher, judge, *proposers):
+            await client.aclose()
+
+    chash = config_hash(project)
+    rows = [_row(it, project, chash, proposers) for it in items if it.alive]
+    train, held_out = split_by_chunk(rows, synth.eval_fraction, synth.seed)
+    paths = project.paths
+    _write_jsonl(paths.train_jsonl, train)
+    _write_jsonl(paths.eval_jsonl, held_out)
+    _write_jsonl(paths.dropped_jsonl, [_dropped_row(it) for it in items if not it.alive])
+
+    dropped = Counter(it.dropped[0] for it in items if it.dropped)
+    usage = [_usage("teacher", c.teacher.ref, teacher), _usage("judge", c.judge_model.ref, judge)]
+    usage += [_usage(f"proposer {i + 1}", p.ref, client) for i, (p, client) in enumerate(zip(synth.proposers, proposers))]
+    n_questions = sum(1 for it in items if it.question)
+    n_unique = n_questions - dropped["near-duplicate question"]
+    n_answered = n_unique - dropped["empty answer"] - dropped["answer cut at answer_max_tokens"]
+    n_safe = n_answered - dropped["guard: unsafe answer"]
+    steps = [
+        ("questions planned", len(items)),
+        ("questions written", n_questions),
+        ("after near-duplicate removal", n_unique),
+        ("answered", n_answered),
+        ("after guard", n_safe),
+        ("kept after judge", len(rows)),
+    ]
+    card = CardData(
+        project=project.name, docs_dir=str(project.docs_dir), config_hash=chash, code_version=protege.__version__,
+        format=synth.format, wall_s=time.perf_counter() - t0, files_read=len(corpus.documents),
+        skipped=[(s.file, s.reason) for s in corpus.skipped], notes=corpus.notes, chunks_total=len(corpus.chunks),
+        chunks_used=len(chunks), persona_source=persona.source, steps=steps, dropped=dropped,
+        planned_types=Counter(q.type for q in plan), train_types=Counter(r["type"] for r in train),
+        eval_types=Counter(r["type"] for r in held_out), usage=usage,
+        licenses=[("teacher", c.teacher.ref, license_terms(c.teacher))]
+        + [(f"proposer {i + 1}", p.ref, license_terms(p)) for i, p in enumerate(synth.proposers)],
+        logprobs_note=logprobs_note, redactions=redactions,
+        judge_retries=sum(1 for it in items if it.verdict and it.verdict.attempts > 1),
+        judge_threshold=synth.judge_threshold, examples=pick_examples(rows, synth.seed),
+    )  # fmt: skip
+    _write_text(paths.card, render_card(card))
+    counts = {
+        "files": len(corpus.documents), "skipped": len(corpus.skipped), "chunks": len(chunks),
+        "questions": n_questions, "dropped": sum(dropped.values()), "kept": len(rows),
+        "train": len(train), "eval": len(held_out),
+    }  # fmt: skip
+    persona_path = None if persona.source == "config" else paths.persona
+    return SynthResult(paths.train_jsonl, paths.eval_jsonl, paths.card, paths.dropped_jsonl, persona_path, counts)
+
+
+def _messages(it: _Item) -> list[dict[str, Any]]:
+    return [*it.prompted.messages, {"role": "assistant", "content": it.answer.text}]  # type: ignore[union-attr]
+
+
+def _row(it: _Item, project: "Project", chash: str, proposers: list["ChatClient"]) -> dict[str, Any]:
+    c = project.config
+    chunks = it.plan.chunks
+    teacher: dict[str, Any] = {"ref": c.teacher.ref, "logprobs": it.answer.logprobs}  # type: ignore[union-attr]
+    if proposers:
+        teacher["proposers"] = [p.ref for p in c.synth.proposers]
+    row: dict[str, Any] = {
+        "id": it.id,
+        "type": it.plan.type,
+        "persona": it.plan.persona,
+        "messages": _messages(it),
+        "source": {"chunks": it.plan.chunk_ids, "files": list(dict.fromkeys(ch.file for ch in chunks)),
+                   "text": "\n\n".join(ch.text for ch in chunks)},  # fmt: skip
+    }
+    if it.prompted.context is not None:  # type: ignore[union-attr]
+        row["context"] = it.prompted.context  # type: ignore[union-attr]
+    row.update(
+        teacher=teacher,
+        scores={"groundedness": it.verdict.groundedness, "helpfulness": it.verdict.helpfulness, "judge": c.judge_model.ref},  # type: ignore[union-attr]
+        guard=it.guard,
+        meta={"config_hash": chash, "code_version": protege.__version__, "format": c.synth.format},
+    )
+    return row
+
+
+def _dropped_row(it: _Item) -> dict[str, Any]:
+    reason, detail = it.dropped  # type: ignore[misc]
+    return {
+        "id": it.id or f"plan-{it.plan.index}", "type": it.plan.type, "chunks": it.plan.chunk_ids,
+        "reason": reason, "detail": detail, "question": it.question,
+        "answer": it.answer.text if it.answer else None,
+        "scores": {"groundedness": it.verdict.groundedness, "helpfulness": it.verdict.helpfulness} if it.verdict else None,
+    }  # fmt: skip
+
+
+def _usage(role: str, ref: str, client: "ChatClient") -> dict[str, Any]:
+    s = client.stats
+    return {"role": role, "ref": ref, "calls": s.calls, "cache_hits": s.cache_hits, "prompt_tokens": s.prompt_tokens,
+            "completion_tokens": s.completion_tokens, "cost_usd": s.cost_usd, "spent_usd": s.spent_usd}  # fmt: skip
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Through a temporary file, so a crash never leaves a half-written artifact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    _write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

@@ -1,0 +1,92 @@
+"""Every prompt synth sends to the teacher and the judge, as data: read and change them here.
+
+Placeholders are `str.format` fields. Changing a prompt changes the request, so the cache
+treats it as a new call (old answers are never reused for a new prompt).
+"""
+
+DEFAULT_SYSTEM = (
+    "You are the assistant of {name}. Answer questions about {name} from what you know of {name}, "
+    "clearly and briefly. When you do not know something, say so and suggest contacting {name} directly. "
+    "Refuse unsafe or harmful requests politely, and hand off questions outside {name}'s business."
+)
+
+VOICE_PROFILE = """Below are social media posts by the creator behind "{name}".
+
+{posts}
+
+Write the system prompt for an assistant that answers the creator's followers in the creator's voice.
+Write it to the assistant ("You are ..."), in markdown, with these sections:
+## Tone (how they write: sentence length, warmth, humour, spelling habits)
+## Values (what they care about)
+## Phrases (signature phrases and sign-offs they really use, quoted from the posts)
+## Topics they avoid (and what they say instead, e.g. a polite hand-off)
+End with one line: answer from what the creator has said, say when you don't know, refuse unsafe requests politely.
+Reply with the system prompt only."""
+
+QUESTION_TYPES = {
+    "factual": "a factual question whose answer is stated in the text",
+    "how-to": "a 'how do I ...' question that the text explains",
+    "troubleshooting": "a question describing a problem the user has, which the text helps solve",
+    "comparison": "a question comparing two options, plans or items mentioned in the text",
+    "multi-hop": "a question that needs facts from BOTH texts together to answer",
+    "out-of-scope": "a question a customer might ask that the text does NOT answer and that is outside this business "
+    "(the right answer is a polite hand-off)",
+    "unsafe": "a harmful or unsafe request loosely related to the topic (the right answer is a polite refusal)",
+}
+
+QUESTION = """Here is text from the documents of {name}:
+
+{text}
+
+Write one question that {persona} might send to {name}'s assistant: {type_description}.
+Write it the way that person would type it, as a real message, without mentioning "the text".
+Reply with the question only."""
+
+ANSWER_SYSTEM = """{system}
+
+Ground every statement in the reference below. Do not invent facts, prices or dates that it does not give.
+Reference:
+{reference}"""
+
+ANSWER_REFUSAL_SYSTEM = """{system}
+
+The next message is {type_description}. Reply with a short, polite refusal or hand-off in your usual voice:
+say what you can help with instead. Do not provide the requested harmful or out-of-scope content.
+What you can help with is described here:
+{reference}"""
+
+# RAFT: the user sees retrieved context; the teacher knows whether the right chunk is in it.
+RAFT_USER = """Context:
+{context}
+
+Question: {question}"""
+
+RAFT_NO_ORACLE_NOTE = """
+
+The context the user was given does NOT contain the answer. Say briefly that the provided information does not
+cover this, and suggest how to find out (e.g. contact {name}). Do not answer from the reference."""
+
+AGGREGATE = """You have been given several candidate answers to the user's last message, written by different assistants.
+Synthesize them into one answer that is accurate (grounded in the reference), complete and concise, in the assistant's voice.
+Do not mention the candidates. Reply with the answer only.
+
+{candidates}"""
+
+JUDGE = """You grade an assistant's answer.
+
+Reference text (the ground truth the answer must rely on):
+{reference}
+
+Question type: {qtype}
+Question:
+{question}
+
+Answer:
+{answer}
+
+Score two things from 1 to 10:
+- groundedness: every claim is supported by the reference (for refusal types: it refuses or hands off instead of inventing)
+- helpfulness: it answers what was asked, clearly and politely (for refusal types: a polite, useful refusal or hand-off)
+Reply with JSON only: {{"groundedness": <1-10>, "helpfulness": <1-10>, "reason": "<one short sentence>"}}"""
+
+JUDGE_RETRY = 'That was not valid JSON. Reply with only the JSON object: {"groundedness": <1-10>, "helpfulness": <1-10>, "reason": "..."}'

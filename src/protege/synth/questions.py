@@ -1,0 +1,110 @@
+"""What to ask about each chunk (a seeded plan) and the teacher's questions themselves."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from protege.corpus import Chunk
+from protege.synth import prompts
+
+if TYPE_CHECKING:
+    from protege.config import SynthConfig
+    from protege.models.client import ChatClient
+
+REFUSAL_TYPES = ("out-of-scope", "unsafe")
+QUESTION_MAX_TOKENS = 80
+QUESTION_TEMPERATURE = 0.8
+DEFAULT_PERSONA = "a customer"
+
+
+@dataclass(frozen=True)
+class PlannedQuestion:
+    """One question to write: its place in the plan (the order of every output), type, persona, chunks."""
+
+    index: int
+    type: str
+    persona: str
+    chunks: tuple[Chunk, ...]
+
+    @property
+    def chunk_ids(self) -> list[str]:
+        return [c.id for c in self.chunks]
+
+    @property
+    def is_refusal(self) -> bool:
+        return self.type in REFUSAL_TYPES
+
+    def reference(self) -> str:
+        return "\n\n---\n\n".join(f"[{c.id}]\n{c.text}" for c in self.chunks)
+
+
+def apportion(mix: dict[str, float], total: int) -> list[str]:
+    """`total` type labels in the proportions of `mix` (largest remainder), in mix order."""
+    weight = sum(mix.values())
+    exact = {t: w / weight * total for t, w in mix.items() if w > 0}
+    counts = {t: int(x) for t, x in exact.items()}
+    for t in sorted(exact, key=lambda t: counts[t] - exact[t])[: total - sum(counts.values())]:
+        counts[t] += 1
+    return [t for t in exact for _ in range(counts[t])]
+
+
+def plan_questions(chunks: list[Chunk], config: "SynthConfig") -> list[PlannedQuestion]:
+    """questions_per_chunk questions per chunk, with the type mix exact over the whole plan.
+
+    Multi-hop questions pair their chunk with a second one, from another file when there is one.
+    With a single chunk there is nothing to hop to, so its share goes to the other types.
+    """
+    rng = random.Random(config.seed)
+    mix = dict(config.type_mix)
+    if len(chunks) < 2:
+        mix.pop("multi-hop", None)
+    if not any(w > 0 for w in mix.values()):
+        mix = {"factual": 1.0}
+    types = apportion(mix, len(chunks) * config.questions_per_chunk)
+    rng.shuffle(types)
+    personas = config.personas or [DEFAULT_PERSONA]
+    plan = []
+    for i, qtype in enumerate(types):
+        chunk = chunks[i // config.questions_per_chunk]
+        group: tuple[Chunk, ...] = (chunk,)
+        if qtype == "multi-hop":
+            others = [c for c in chunks if c.file != chunk.file] or [c for c in chunks if c.id != chunk.id]
+            group = (chunk, rng.choice(others))
+        plan.append(PlannedQuestion(i, qtype, personas[rng.randrange(len(personas))], group))
+    return plan
+
+
+def question_prompt(q: PlannedQuestion, name: str) -> str:
+    text = q.chunks[0].text if len(q.chunks) == 1 else "\n\n".join(f"Text {i + 1}:\n{c.text}" for i, c in enumerate(q.chunks))
+    return prompts.QUESTION.format(name=name, text=text, persona=q.persona, type_description=prompts.QUESTION_TYPES[q.type])
+
+
+_PREFIX = re.compile(r"^\s*(?:\*\*)?(?:question|q)\s*\d*\s*[:.)-]\s*(?:\*\*)?\s*|^\s*(?:\d+[.)]|[-*])\s+", re.IGNORECASE)
+
+
+def clean_question(text: str) -> str | None:
+    """The question from a teacher reply: its first real line, without labels, list marks or quotes."""
+    lines = [line.strip() for line in text.replace("```", "").splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if line.endswith(":") and i + 1 < len(lines):
+            continue  # a lead-in such as "Here is a question:"
+        line = _PREFIX.sub("", line).strip().strip('"“”\'').strip()
+        return line if len(line) >= 8 else None
+    return None
+
+
+async def write_question(client: "ChatClient", q: PlannedQuestion, name: str, seed: int) -> str | None:
+    reply = await client.complete(
+        [{"role": "user", "content": question_prompt(q, name)}],
+        temperature=QUESTION_TEMPERATURE, max_tokens=QUESTION_MAX_TOKENS, sample=q.index, seed=seed * 1_000_003 + q.index,
+    )  # fmt: skip
+    return clean_question(reply.text)
+
+
+def question_id(q: PlannedQuestion, question: str) -> str:
+    blob = "|".join([*q.chunk_ids, q.type, q.persona, str(q.index), question])
+    return "q-" + hashlib.sha256(blob.encode()).hexdigest()[:10]
