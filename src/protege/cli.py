@@ -188,49 +188,6 @@ def eval_(
         raise typer.Exit(1)
 
 
-@app.command("eval")
-def eval_(
-    directory: Annotated[Path, typer.Argument(help="project folder (holds protege.yaml)")] = Path("."),
-    run: Annotated[Optional[str], typer.Option(help="trained run to evaluate (default: artifacts/models/LATEST)")] = None,
-    compare: Annotated[Optional[tuple[str, str]], typer.Option(help="put two evaluated runs side by side")] = None,
-    fail_under: Annotated[Optional[float], typer.Option(help="exit 1 if the trained student's mean rubric is below this")] = None,
-) -> None:
-    """Judge the untrained student, the trained student and the teacher on the held-out questions."""
-    from rich.table import Table
-
-    from protege.project import Project
-
-    project = Project.load(directory)
-    if compare:
-        from protege.evaluate.compare import compare as compare_runs
-
-        c = compare_runs(project, *compare)
-        table = Table(*c.header)
-        for row in c.rows:
-            table.add_row(*row)
-        out.print(table)
-        next_steps(f"[green]Wrote[/] {c.md_path} and {c.html_path}")
-        return
-    from protege.evaluate import run as run_eval
-    from protege.evaluate.report import est, main_student
-
-    result = run_eval(project, run=run, fail_under=fail_under)
-    s = result.summary
-    student = main_student(s)
-    out.print(f"{student} student: mean rubric {est(s['rubric'][student])}; teacher {est(s['rubric']['teacher'])}")
-    if s["trained"]:
-        out.print(f"[bold]gap recovered[/] {est(s['gap_recovered'])}")
-    else:
-        out.print(f"[yellow]{s['note']}[/]")
-    next_steps(
-        f"[green]Wrote[/] {result.report_dir}/report.html (and report.md, summary.json, results.jsonl)",
-        f"Next: [bold]protege route {directory}[/] to learn when the student is enough",
-    )
-    if not result.passed:
-        err.print(f"[bold red]regression gate failed:[/] {escape(result.gate_failure or '')}")
-        raise typer.Exit(1)
-
-
 def main() -> None:
     """Entry point: renders a ProtegeError as one line, never a traceback."""
     try:
