@@ -41,6 +41,9 @@ def chat(
     """Run a chat session; returns the number of answers given."""
     from protege.models.endpoint import open_client
 
+    from protege.models.refs import parse_ref
+
+    parse_ref(ref)  # a bad reference is one clear line before anything starts
     model = ModelConfig(ref=ref)
     err.print(f"[dim]connecting to {ref}...[/]")
     interactive = message is None and sys.stdin.isatty()
