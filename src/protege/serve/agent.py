@@ -1,0 +1,183 @@
+"""One served project: its student and teacher endpoints, router, guard, persona and retrieval.
+
+Everything that can be missing (a trained adapter, a router, the guard, documents) is optional;
+what was missing is said once, in `notes`, which `protege serve` prints at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from protege.config import ModelConfig
+from protege.errors import ProtegeError
+from protege.models.client import ChatClient
+from protege.models.refs import parse_ref
+from protege.project import Project
+
+DEFAULT_PERSONA = (
+    "You are the helpful assistant of {name}. Answer briefly and accurately. "
+    "If you do not know, say so and suggest who can help."
+)
+
+
+def persona_for(project: Project) -> str:
+    """The system prompt: the config's persona, else artifacts/data/persona.md, else a default."""
+    if project.config.persona:
+        return project.config.persona
+    if project.paths.persona.is_file():
+        text = project.paths.persona.read_text(encoding="utf-8").strip()
+        if text:
+            return text
+    return DEFAULT_PERSONA.format(name=project.name)
+
+
+def latest_adapter(project: Project) -> Path | None:
+    """adapter.gguf of the run named in artifacts/models/LATEST, if there is one."""
+    latest = project.paths.models / "LATEST"
+    if not latest.is_file():
+        return None
+    run = latest.read_text(encoding="utf-8").strip()
+    adapter = project.paths.model_run(run) / "adapter.gguf"
+    return adapter if run and adapter.is_file() else None
+
+
+class Backend:
+    """A chat endpoint that can be reopened: a killed llama.cpp server is restarted by the pool."""
+
+    def __init__(self, label: str, model: ModelConfig, lora: Path | None = None):
+        self.label = label
+        self.model = model
+        self.lora = lora
+        self.client: ChatClient | None = None
+        self._reviving: asyncio.Task | None = None
+
+    @property
+    def ref(self) -> str:
+        return self.model.ref
+
+    async def open(self) -> None:
+        from protege.models.endpoint import open_client
+
+        # No response cache: a gateway answers people, and their sampled answers must vary.
+        self.client = await asyncio.to_thread(open_client, self.model, lora=self.lora)
+
+    def revive(self) -> None:
+        """Reopen in the background after a failure (local servers: restart the dead process)."""
+        if not parse_ref(self.model.ref).is_local_gguf:
+            return
+        if self._reviving is None or self._reviving.done():
+            self._reviving = asyncio.get_running_loop().create_task(self._reopen())
+
+    async def _reopen(self) -> None:
+        old = self.client
+        try:
+            await self.open()
+        except ProtegeError:
+            return  # still down: the next failure tries again
+        if old is not None:
+            await old.aclose()
+
+    async def close(self) -> None:
+        if self._reviving is not None:
+            self._reviving.cancel()
+        if self.client is not None:
+            await self.client.aclose()
+
+
+class Retriever:
+    """Top-k document chunks for a question (MiniLM cosine similarity over the project's chunks)."""
+
+    def __init__(self, chunks: list[Any]):
+        from protege.models.embeddings import encode
+
+        self.chunks = chunks
+        self.vectors = encode([c.text for c in chunks])
+
+    def top(self, query: str, k: int) -> list[Any]:
+        from protege.models.embeddings import encode
+
+        scores = self.vectors @ encode([query])[0]
+        return [self.chunks[i] for i in scores.argsort()[::-1][:k]]
+
+
+@dataclass
+class Agent:
+    """A project as the gateway serves it, under the model names `name`, `name-student`, `name-teacher`."""
+
+    project: Project
+    student: Backend
+    teacher: Backend
+    persona: str
+    router: Any = None
+    guard: Any = None
+    retriever: Retriever | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.project.name
+
+    @property
+    def model_names(self) -> list[str]:
+        return [self.name, f"{self.name}-student", f"{self.name}-teacher"]
+
+    async def close(self) -> None:
+        await self.student.close()
+        await self.teacher.close()
+
+
+def _load_router(project: Project, notes: list[str]) -> Any:
+    router_dir = project.paths.router
+    if not (router_dir / "router.json").is_file():
+        notes.append(f"{project.name}: no router artifact in {router_dir}: every request goes to the student")
+        return None
+    from protege.route import load
+
+    router = load(router_dir)
+    notes.append(f"{project.name}: router from {router_dir}")
+    return router
+
+
+async def _load_guard(project: Project, notes: list[str]) -> Any:
+    try:
+        from protege.guard import Guard
+    except ImportError:
+        notes.append(f"{project.name}: protege.guard is not installed: serving WITHOUT moderation")
+        return None
+    guard = Guard.from_project(project)
+    await guard.probe()
+    notes.append(f"{project.name}: guard on (policy: {project.config.guard.policy})")
+    return guard
+
+
+async def load_agent(project: Project) -> Agent:
+    """Open the student (with the latest adapter) and the teacher; load router, guard, retrieval."""
+    notes: list[str] = []
+    cfg = project.config
+    adapter = latest_adapter(project)
+    if adapter is None:
+        notes.append(f"{project.name}: no trained run in {project.paths.models}: serving the BASE student {cfg.student.ref}")
+    else:
+        notes.append(f"{project.name}: student {cfg.student.ref} + adapter {adapter}")
+    # The gateway falls back instead of retrying: a retry loop would only delay the other model.
+    student_model = cfg.student.model_copy(update={"max_retries": 0, "timeout_s": cfg.serve.student_timeout_s})
+    teacher_model = cfg.teacher.model_copy(update={"max_retries": min(cfg.teacher.max_retries, 1)})
+    student = Backend("student", student_model, adapter)
+    teacher = Backend("teacher", teacher_model)
+    await student.open()
+    try:
+        await teacher.open()
+    except ProtegeError as exc:
+        notes.append(f"{project.name}: teacher unavailable ({exc}): the student answers everything")
+    retriever = None
+    if cfg.serve.retrieval:
+        from protege.corpus import load_chunks
+
+        retriever = await asyncio.to_thread(lambda: Retriever(load_chunks(project)))
+        notes.append(f"{project.name}: retrieval on ({len(retriever.chunks)} chunks, top {cfg.serve.retrieval_k})")
+    router = await asyncio.to_thread(_load_router, project, notes)
+    guard = await _load_guard(project, notes)
+    return Agent(project, student, teacher, persona_for(project), router, guard, retriever, notes)

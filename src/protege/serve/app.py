@@ -1,0 +1,563 @@
+"""The gateway: an OpenAI-compatible FastAPI app in front of each project's student and teacher.
+
+Per chat request: authenticate, admit (bounded queue), read a bounded body, validate, moderate
+the input, route (router or student), answer (with fallback to the other model), moderate the
+output, log to the traffic log, count in the metrics. Every error is OpenAI-shaped JSON.
+
+Gateway-wide limits (body size, queue, default rate limit) come from the first project's
+`serve:` section; per-agent settings (retrieval, timeouts, max_tokens) from each project's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from protege.config import ServeConfig
+from protege.console import err
+from protege.errors import ProtegeError
+from protege.models.client import Completion
+from protege.project import Project
+from protege.serve.agent import Agent, Backend, load_agent
+from protege.serve.keys import KeyRecord, KeyStore
+from protege.serve.metrics import Metrics
+from protege.serve.schema import APIError, ChatRequest, FeedbackRequest, bad_request
+from protege.serve.traffic import TrafficLog, TrafficRecord, database_url
+
+REFUSAL = "Sorry, I can't help with that. Please rephrase, or ask about something else."
+KEY_CACHE_S = 5.0  # a revoked key stops working within this long
+
+
+class KeyRing:
+    """The keys of every served project; a key opens only its own project's models."""
+
+    def __init__(self, projects: list[Project]):
+        self.stores = {p.name: KeyStore(p.paths.keys_db) for p in projects}
+        self._required: tuple[float, bool] = (0.0, False)
+        self._verified: dict[str, tuple[float, str, KeyRecord]] = {}
+
+    def required(self) -> bool:
+        """Keys are required as soon as any served project has an active key."""
+        at, value = self._required
+        if time.monotonic() - at > KEY_CACHE_S:
+            value = any(s.has_active() for s in self.stores.values())
+            self._required = (time.monotonic(), value)
+        return value
+
+    def verify(self, key: str) -> tuple[str, KeyRecord] | None:
+        import hashlib
+
+        # Cached by digest, never by the key itself: no key is kept in memory past the request.
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        hit = self._verified.get(digest)
+        if hit and time.monotonic() - hit[0] < KEY_CACHE_S:
+            return hit[1], hit[2]
+        for project, store in self.stores.items():
+            record = store.verify(key)
+            if record is not None:
+                self._verified[digest] = (time.monotonic(), project, record)
+                return project, record
+        self._verified.pop(digest, None)
+        return None
+
+
+class RateLimiter:
+    """Sliding one-minute window per bucket (a key id, or the client address without keys)."""
+
+    def __init__(self) -> None:
+        self._hits: dict[str, deque[float]] = {}
+
+    def retry_after(self, bucket: str, limit: int) -> float | None:
+        now = time.monotonic()
+        hits = self._hits.setdefault(bucket, deque())
+        while hits and now - hits[0] >= 60:
+            hits.popleft()
+        if len(hits) >= limit:
+            return 60 - (now - hits[0])
+        hits.append(now)
+        return None
+
+
+@dataclasses.dataclass
+class Caller:
+    key_id: str | None
+    project: str | None  # the project a key belongs to; None = open access
+
+
+@dataclasses.dataclass
+class Answer:
+    text: str
+    route: str
+    reason: str
+    backend: Backend | None
+    completion: Completion | None = None
+
+
+def _verdict_json(verdict: Any) -> dict[str, Any] | None:
+    if verdict is None:
+        return None
+    if dataclasses.is_dataclass(verdict):
+        return json.loads(json.dumps(dataclasses.asdict(verdict), default=str))
+    return json.loads(json.dumps(getattr(verdict, "__dict__", {"value": str(verdict)}), default=str))
+
+
+class Gateway:
+    """State shared by the routes of one app."""
+
+    def __init__(self, projects: list[Project], db: str | None, settings: ServeConfig):
+        self.projects = projects
+        self.settings = settings
+        self.db = db
+        self.logs: dict[str, TrafficLog] = {}
+        self.keys = KeyRing(projects)
+        self.limiter = RateLimiter()
+        self.metrics = Metrics()
+        self.agents: dict[str, Agent] = {}
+        self.in_flight = 0
+
+    def agent_for(self, model: str, caller: Caller) -> tuple[Agent, str]:
+        """(agent, mode) for a model name; mode is routed, student or teacher."""
+        for agent in self.agents.values():
+            for name, mode in zip(agent.model_names, ("routed", "student", "teacher")):
+                if model == name and caller.project in (None, agent.name):
+                    return agent, mode
+        raise APIError(404, f"The model `{model}` does not exist or you do not have access to it.",
+                       type="invalid_request_error", code="model_not_found", param="model")  # fmt: skip
+
+    # -- the edge: auth, limits, body ------------------------------------------------------------
+
+    def authenticate(self, request: Request) -> Caller:
+        header = request.headers.get("authorization", "")
+        key = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        if not self.keys.required():
+            return Caller(None, None)
+        if not key:
+            raise APIError(401, "Missing API key: send it as 'Authorization: Bearer pk-...'.",
+                           type="authentication_error", code="missing_api_key")  # fmt: skip
+        found = self.keys.verify(key)
+        if found is None:
+            raise APIError(401, "Invalid or revoked API key.", type="authentication_error", code="invalid_api_key")
+        project, record = found
+        limit = record.rate_limit_per_minute or self.settings.rate_limit_per_minute
+        self._rate_limit(f"key:{record.id}", limit)
+        return Caller(record.id, project)
+
+    def _rate_limit(self, bucket: str, limit: int) -> None:
+        wait = self.limiter.retry_after(bucket, limit)
+        if wait is not None:
+            raise APIError(429, f"Rate limit reached ({limit} requests per minute); retry in {wait:.0f}s.",
+                           type="rate_limit_error", code="rate_limit_exceeded",
+                           headers={"retry-after": str(max(1, round(wait)))})  # fmt: skip
+
+    def admit(self) -> None:
+        if self.in_flight >= self.settings.max_queue:
+            raise APIError(503, f"The server is busy ({self.in_flight} requests in progress); retry shortly.",
+                           type="server_error", code="overloaded", headers={"retry-after": "1"})  # fmt: skip
+        self.in_flight += 1
+        self.metrics.in_flight.set(self.in_flight)
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self.metrics.in_flight.set(self.in_flight)
+
+    async def read_json(self, request: Request) -> dict[str, Any]:
+        limit = self.settings.max_body_bytes
+        too_large = APIError(413, f"Request body larger than {limit} bytes.", type="invalid_request_error",
+                             code="request_too_large")  # fmt: skip
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            raise too_large
+        body = bytearray()
+        async for part in request.stream():  # the real size: a client can lie in Content-Length
+            body += part
+            if len(body) > limit:
+                raise too_large
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise bad_request(f"Could not parse the JSON body: {exc}", code="invalid_json") from None
+        if not isinstance(data, dict):
+            raise bad_request("The JSON body must be an object.", code="invalid_json")
+        return data
+
+    # -- answering -------------------------------------------------------------------------------
+
+    def prompt(self, agent: Agent, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        """The persona (unless the client sent a system message) plus retrieved document chunks."""
+        system = next((m["content"] for m in messages if m["role"] == "system"), None)
+        rest = [m for m in messages if m["role"] != "system"]
+        system = system if system is not None else agent.persona
+        if agent.retriever is not None:
+            question = next(m["content"] for m in reversed(rest) if m["role"] == "user")
+            chunks = agent.retriever.top(question, agent.project.config.serve.retrieval_k)
+            notes = "\n\n".join(f"[{c.id}]\n{c.text}" for c in chunks)
+            system += f"\n\nUse these excerpts from our documents when they help:\n\n{notes}"
+        return [{"role": "system", "content": system}, *rest]
+
+    async def plan(self, agent: Agent, mode: str, messages: list[dict[str, str]]) -> tuple[str, str]:
+        """(route, reason) before any fallback."""
+        if mode != "routed":
+            return mode, f"requested {agent.name}-{mode}"
+        if agent.teacher.client is None:
+            return "student", "teacher unavailable at start-up"
+        if agent.router is None:
+            return "student", "no router: the student answers"
+        decision = await asyncio.to_thread(agent.router.decide, messages)
+        self.metrics.routes.labels(agent.name, decision.route).inc()
+        return decision.route, f"router: {decision.reason} (score {decision.score:.3f})"
+
+    def backends(self, agent: Agent, route: str, mode: str) -> list[Backend]:
+        """Who answers, in order: the routed model, then (for the routed name) the other one."""
+        first, other = (agent.student, agent.teacher) if route == "student" else (agent.teacher, agent.student)
+        order = [first] if mode != "routed" else [first, other]
+        return [b for b in order if b.client is not None]
+
+    def _timeout(self, agent: Agent, backend: Backend) -> float | None:
+        return agent.project.config.serve.student_timeout_s if backend is agent.student else None
+
+    def _failed(self, agent: Agent, backend: Backend, exc: BaseException) -> str:
+        self.metrics.fallbacks.labels(agent.name, backend.label).inc()
+        if backend is agent.student:
+            backend.revive()
+        detail = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+        return f"{backend.label} failed ({detail[:200]})"
+
+    async def complete(self, agent: Agent, mode: str, route: str, reason: str,
+                       prompt: list[dict[str, str]], req: ChatRequest) -> Answer:  # fmt: skip
+        failures: list[str] = []
+        for backend in self.backends(agent, route, mode):
+            call = backend.client.complete(  # type: ignore[union-attr]
+                prompt, temperature=req.temperature, max_tokens=req.token_limit(agent.project.config.serve.max_tokens),
+                stop=req.stops(), seed=req.seed, use_cache=False,
+            )  # fmt: skip
+            try:
+                c = await asyncio.wait_for(call, self._timeout(agent, backend))
+            except (ProtegeError, TimeoutError) as exc:
+                failures.append(self._failed(agent, backend, exc))
+                continue
+            why = reason if not failures else "; ".join(failures) + f"; {backend.label} answered"
+            return Answer(c.text, backend.label, why, backend, c)
+        raise APIError(502, "No model could answer: " + "; ".join(failures or ["no backend available"]),
+                       type="server_error", code="upstream_error")  # fmt: skip
+
+    async def open_stream(self, agent: Agent, mode: str, route: str, reason: str,
+                          prompt: list[dict[str, str]], req: ChatRequest) -> tuple[Answer, str, AsyncIterator[str]]:  # fmt: skip
+        """Start streaming; falls back while nothing was sent, so the headers name who answers."""
+        failures: list[str] = []
+        for backend in self.backends(agent, route, mode):
+            stream = backend.client.stream(  # type: ignore[union-attr]
+                prompt, temperature=req.temperature, stop=req.stops(),
+                max_tokens=req.token_limit(agent.project.config.serve.max_tokens),
+            )  # fmt: skip
+            try:
+                first = await asyncio.wait_for(anext(stream), self._timeout(agent, backend))
+            except StopAsyncIteration:
+                first = ""
+            except (ProtegeError, TimeoutError) as exc:
+                await stream.aclose()
+                failures.append(self._failed(agent, backend, exc))
+                continue
+            why = reason if not failures else "; ".join(failures) + f"; {backend.label} answered"
+            return Answer("", backend.label, why, backend), first, stream
+        raise APIError(502, "No model could answer: " + "; ".join(failures or ["no backend available"]),
+                       type="server_error", code="upstream_error")  # fmt: skip
+
+    async def moderate(self, agent: Agent, messages: list[dict[str, str]], role: str) -> tuple[Any, bool]:
+        """(verdict, blocked). Unsafe is blocked under policy 'block', only logged under 'flag'."""
+        if agent.guard is None:
+            return None, False
+        verdict = await agent.guard.check(messages, role=role)
+        if verdict.safe:
+            return verdict, False
+        action = agent.project.config.guard.policy
+        self.metrics.guard.labels(agent.name, role, action).inc()
+        return verdict, action == "block"
+
+
+def _protege_info(answer: Answer, request_id: str) -> dict[str, Any]:
+    return {"id": request_id, "route": answer.route, "reason": answer.reason,
+            "model": answer.backend.ref if answer.backend else None}  # fmt: skip
+
+
+def _error_response(exc: APIError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+class _CountRequests:
+    """ASGI middleware: requests by route template and status (pure ASGI: no per-request task)."""
+
+    def __init__(self, app: Any, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        status = {"code": 500}
+
+        async def capture(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.metrics.http_requests.labels(path, str(status["code"])).inc()
+
+
+def open_logs(projects: list[Project], db: str | None) -> dict[str, TrafficLog]:
+    """Each project logs to its own artifacts/traffic.db, or all to the one `--db` database."""
+    if db:
+        shared = TrafficLog(database_url(db, projects[0].paths.traffic_db))
+        return {p.name: shared for p in projects}
+    return {p.name: TrafficLog(database_url(None, p.paths.traffic_db)) for p in projects}
+
+
+def create_app(projects: list[Project], db: str | None = None) -> FastAPI:
+    """The app for these projects; agents (llama.cpp servers included) start in its lifespan."""
+    gw = Gateway(projects, db, projects[0].config.serve)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        gw.logs = open_logs(projects, db)
+        agents = await asyncio.gather(*(load_agent(p) for p in projects))
+        gw.agents = {a.name: a for a in agents}
+        for agent in agents:
+            for note in agent.notes:
+                err.print(f"[dim]{note}[/]", highlight=False)
+        try:
+            yield
+        finally:
+            for agent in agents:
+                await agent.close()
+            for log in set(gw.logs.values()):
+                log.close()
+
+    app = FastAPI(title="protege gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.gateway = gw
+    app.add_middleware(_CountRequests, metrics=gw.metrics)
+
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, exc: APIError) -> JSONResponse:
+        gw.metrics.errors.labels(exc.code or exc.type).inc()
+        return _error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "not_found" if exc.status_code == 404 else "invalid_request"
+        return _error_response(APIError(exc.status_code, str(exc.detail), type="invalid_request_error", code=kind))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        gw.metrics.errors.labels("internal_error").inc()
+        return _error_response(APIError(500, f"Internal error: {type(exc).__name__}", type="server_error",
+                                        code="internal_error"))  # fmt: skip
+
+    page = resources.files("protege.serve").joinpath("static/index.html").read_text(encoding="utf-8")
+
+    @app.get("/", include_in_schema=False)
+    async def chat_page() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        agents = {
+            a.name: {"student": a.student.ref, "teacher": a.teacher.ref if a.teacher.client else None,
+                     "router": a.router is not None, "guard": a.guard is not None}  # fmt: skip
+            for a in gw.agents.values()
+        }
+        return {"status": "ok", "in_flight": gw.in_flight, "agents": agents}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(gw.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/v1/models")
+    async def list_models(request: Request) -> dict[str, Any]:
+        caller = gw.authenticate(request)
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "protege"}
+            for a in gw.agents.values() if caller.project in (None, a.name)
+            for name in a.model_names
+        ]  # fmt: skip
+        return {"object": "list", "data": data}
+
+    @app.post("/v1/feedback")
+    async def feedback(request: Request) -> dict[str, Any]:
+        caller = gw.authenticate(request)
+        body = await gw.read_json(request)
+        try:
+            fb = FeedbackRequest.model_validate(body)
+        except ValidationError as exc:
+            raise _validation_error(exc) from None
+        for log in set(gw.logs.values()):
+            row = await asyncio.to_thread(log.get, fb.id)
+            # A key rates only its own requests; an unknown id and someone else's look the same.
+            if row is not None and caller.key_id in (None, row["key_id"]):
+                await asyncio.to_thread(log.feedback, fb.id, fb.rating, fb.comment)
+                break
+        else:
+            raise APIError(404, f"No request with id '{fb.id}'.", type="invalid_request_error",
+                           code="not_found", param="id")  # fmt: skip
+        return {"id": fb.id, "rating": fb.rating, "status": "recorded"}
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        caller = gw.authenticate(request)
+        if caller.key_id is None:
+            gw._rate_limit(f"addr:{request.client.host if request.client else '?'}",
+                           gw.settings.rate_limit_per_minute)  # fmt: skip
+        gw.admit()
+        handed_off = False
+        try:
+            body = await gw.read_json(request)
+            try:
+                req = ChatRequest.model_validate(body)
+            except ValidationError as exc:
+                raise _validation_error(exc) from None
+            agent, mode = gw.agent_for(req.model, caller)
+            response = await _answer(gw, agent, mode, req, caller)
+            handed_off = isinstance(response, StreamingResponse)
+            return response
+        finally:
+            if not handed_off:
+                gw.release()
+
+    return app
+
+
+def _validation_error(exc: ValidationError) -> APIError:
+    first = exc.errors()[0]
+    param = ".".join(str(p) for p in first["loc"]) or None
+    msg = first["msg"].removeprefix("Value error, ")
+    return bad_request(f"Invalid '{param}': {msg}" if param else msg, param=param)
+
+
+async def _answer(gw: Gateway, agent: Agent, mode: str, req: ChatRequest, caller: Caller) -> Response:
+    request_id = "chatcmpl-" + secrets.token_hex(12)
+    created = int(time.time())
+    t0 = time.perf_counter()
+    messages = [m.plain() for m in req.messages]
+    traffic = gw.logs[agent.name]
+
+    def log(answer: Answer, status: str, text: str | None, prompt_tokens: int | None,
+            completion_tokens: int | None, guard: dict[str, Any] | None) -> float:  # fmt: skip
+        latency = time.perf_counter() - t0
+        cost = answer.completion.cost_usd if answer.completion else 0.0
+        traffic.record(TrafficRecord(request_id, agent.name, req.model, answer.route, answer.reason, messages, text,
+                                     latency, prompt_tokens, completion_tokens, cost, guard, caller.key_id, status))  # fmt: skip
+        if status == "ok":
+            gw.metrics.completions.labels(req.model, answer.route).inc()
+            gw.metrics.latency.labels(req.model, answer.route).observe(latency)
+            gw.metrics.tokens.labels(req.model, "prompt").inc(prompt_tokens or 0)
+            gw.metrics.tokens.labels(req.model, "completion").inc(completion_tokens or 0)
+        return latency
+
+    verdicts: dict[str, Any] = {}
+    verdict, blocked = await gw.moderate(agent, messages, "user")
+    verdicts["input"] = _verdict_json(verdict)
+    if blocked:
+        answer = Answer(REFUSAL, "guard", "input blocked by the guard", None)
+        log(answer, "blocked", REFUSAL, None, None, verdicts)
+        return _reply(gw, req, answer, request_id, created, REFUSAL, None)
+
+    route, reason = await gw.plan(agent, mode, messages)
+    prompt = await asyncio.to_thread(gw.prompt, agent, messages) if agent.retriever else gw.prompt(agent, messages)
+
+    if not req.stream:
+        try:
+            answer = await gw.complete(agent, mode, route, reason, prompt, req)
+        except APIError:
+            log(Answer("", route, reason, None), "error", None, None, None, verdicts if agent.guard else None)
+            raise
+        c = answer.completion
+        assert c is not None
+        text = c.text
+        verdict, blocked = await gw.moderate(agent, [*messages, {"role": "assistant", "content": text}], "assistant")
+        verdicts["output"] = _verdict_json(verdict)
+        guard_log = verdicts if agent.guard is not None else None
+        if blocked:
+            text = REFUSAL
+            answer.reason += "; output blocked by the guard"
+        log(answer, "blocked" if blocked else "ok", text, c.prompt_tokens, c.completion_tokens, guard_log)
+        usage = {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
+                 "total_tokens": c.prompt_tokens + c.completion_tokens}  # fmt: skip
+        return _reply(gw, req, answer, request_id, created, text, usage, c.finish_reason)
+
+    try:
+        answer, first, stream = await gw.open_stream(agent, mode, route, reason, prompt, req)
+    except APIError:
+        log(Answer("", route, reason, None), "error", None, None, None, None)
+        raise
+    info = _protege_info(answer, request_id)
+    limit = req.token_limit(agent.project.config.serve.max_tokens)
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, extra: dict[str, Any] | None = None) -> str:
+        body = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": req.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **(extra or {})}  # fmt: skip
+        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+    async def events() -> AsyncIterator[str]:
+        parts = [first]
+        status = "cancelled"  # the client went away before the end
+        try:
+            yield chunk({"role": "assistant", "content": first}, extra={"protege": info})
+            async for delta in stream:
+                parts.append(delta)
+                yield chunk({"content": delta})
+            text = "".join(parts)
+            n_tokens = len([p for p in parts if p])  # llama.cpp and OpenAI stream one token per chunk
+            verdict, blocked = await gw.moderate(agent, [*messages, {"role": "assistant", "content": text}], "assistant")
+            verdicts["output"] = _verdict_json(verdict)
+            if blocked:
+                # Already shown; the notice tells the reader it was withdrawn, the log keeps why.
+                answer.reason += "; output flagged by the guard after streaming"
+                yield chunk({"content": f"\n\n[{REFUSAL}]"})
+            finish = "length" if n_tokens >= limit else "stop"
+            status = "blocked" if blocked else "ok"
+            log(answer, status, text, None, n_tokens, verdicts if agent.guard is not None else None)
+            yield chunk({}, finish, {"protege": info})
+            if req.stream_options and req.stream_options.include_usage:
+                usage = {"prompt_tokens": 0, "completion_tokens": n_tokens, "total_tokens": n_tokens}
+                yield f"data: {json.dumps({'id': request_id, 'object': 'chat.completion.chunk', 'created': created, 'model': req.model, 'choices': [], 'usage': usage})}\n\n"
+            yield "data: [DONE]\n\n"
+        except ProtegeError as exc:
+            status = "error"
+            gw.metrics.errors.labels("stream_interrupted").inc()
+            err_body = APIError(502, f"The answer stream broke: {exc}", type="server_error", code="upstream_error")
+            yield f"data: {json.dumps(err_body.body())}\n\n"
+        finally:
+            if status in ("error", "cancelled"):
+                log(answer, status, "".join(parts), None, None, None)
+            await stream.aclose()
+            gw.release()
+
+    headers = {"x-protege-route": answer.route, "x-protege-id": request_id, "cache-control": "no-cache"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
+def _reply(gw: Gateway, req: ChatRequest, answer: Answer, request_id: str, created: int, text: str,
+           usage: dict[str, int] | None, finish: str | None = "stop") -> JSONResponse:  # fmt: skip
+    body = {
+        "id": request_id, "object": "chat.completion", "created": created, "model": req.model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish or "stop"}],
+        "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "protege": _protege_info(answer, request_id),
+    }  # fmt: skip
+    return JSONResponse(body, headers={"x-protege-route": answer.route, "x-protege-id": request_id})

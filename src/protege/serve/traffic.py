@@ -1,0 +1,188 @@
+"""The traffic log: every chat request the gateway answered, in SQLite (WAL) or PostgreSQL.
+
+One code path (SQLAlchemy Core) for both. Writes go through one background thread that inserts
+in batches, so a burst of requests never waits on the disk and the order of writes is kept;
+`flush()` waits for what is queued (feedback and shutdown use it, so nothing is lost).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from protege.errors import ProtegeError
+
+metadata = sa.MetaData()
+
+requests_table = sa.Table(
+    "requests",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("created", sa.Float, nullable=False, index=True),
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("model", sa.String(160), nullable=False),
+    sa.Column("route", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("messages", sa.Text, nullable=False),
+    sa.Column("answer", sa.Text),
+    sa.Column("latency_s", sa.Float),
+    sa.Column("prompt_tokens", sa.Integer),
+    sa.Column("completion_tokens", sa.Integer),
+    sa.Column("cost_usd", sa.Float),
+    sa.Column("guard", sa.Text),
+    sa.Column("key_id", sa.String(32)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("rating", sa.Integer),
+    sa.Column("comment", sa.Text),
+)
+
+
+@dataclass
+class TrafficRecord:
+    """One answered request. `route` is who answered: student, teacher, or guard (a refusal)."""
+
+    id: str
+    project: str
+    model: str
+    route: str
+    reason: str
+    messages: list[dict[str, Any]]
+    answer: str | None
+    latency_s: float
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost_usd: float
+    guard: dict[str, Any] | None
+    key_id: str | None
+    status: str
+    created: float = field(default_factory=time.time)
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "created": self.created, "project": self.project, "model": self.model,
+            "route": self.route, "reason": self.reason, "messages": json.dumps(self.messages, ensure_ascii=False),
+            "answer": self.answer, "latency_s": self.latency_s, "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens, "cost_usd": self.cost_usd,
+            "guard": json.dumps(self.guard) if self.guard is not None else None, "key_id": self.key_id,
+            "status": self.status, "rating": None, "comment": None,
+        }  # fmt: skip
+
+
+def database_url(db: str | None, default_path: Path) -> str:
+    """`--db` as given (postgresql://..., sqlite:///...), or the project's traffic.db."""
+    if db:
+        if "://" not in db:
+            raise ProtegeError(f"--db '{db}' is not a database URL; use e.g. postgresql://user@host/db")
+        return db
+    default_path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{default_path}"
+
+
+def make_engine(url: str) -> sa.Engine:
+    try:
+        engine = sa.create_engine(url, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise ProtegeError(f"cannot open traffic database {url.split('@')[-1]}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _wal(dbapi_conn, _record):  # noqa: ANN001
+            # WAL lets `protege harvest` read while the gateway writes.
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+            dbapi_conn.execute("PRAGMA busy_timeout=10000")
+
+    try:
+        metadata.create_all(engine)
+    except sa.exc.OperationalError as exc:
+        raise ProtegeError(f"cannot open traffic database {url.split('@')[-1]}: {exc.orig}") from None
+    return engine
+
+
+class TrafficLog:
+    """Append-only request log with a feedback column, written by one background thread."""
+
+    def __init__(self, url: str, batch: int = 256):
+        self.url = url
+        self.engine = make_engine(url)
+        self._queue: queue.Queue[TrafficRecord | None] = queue.Queue()
+        self._batch = batch
+        self.errors = 0
+        self._thread = threading.Thread(target=self._writer, name="traffic-log", daemon=True)
+        self._thread.start()
+
+    def record(self, rec: TrafficRecord) -> None:
+        """Queue a record; never blocks the caller on the database."""
+        self._queue.put(rec)
+
+    def _writer(self) -> None:
+        while True:
+            first = self._queue.get()
+            items = [first]
+            while len(items) < self._batch:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            rows = [i.row() for i in items if i is not None]
+            try:
+                if rows:
+                    with self.engine.begin() as conn:
+                        conn.execute(requests_table.insert(), rows)
+            except sa.exc.SQLAlchemyError:
+                self.errors += len(rows)
+            finally:
+                for _ in items:
+                    self._queue.task_done()
+            if None in items:
+                return
+
+    def flush(self) -> None:
+        self._queue.join()
+
+    def feedback(self, request_id: str, rating: int, comment: str | None) -> bool:
+        """Attach a rating (+1/-1) to a logged request; False if no such request."""
+        self.flush()
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                requests_table.update()
+                .where(requests_table.c.id == request_id)
+                .values(rating=rating, comment=comment)
+            )
+        return res.rowcount > 0
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        self.flush()
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(requests_table).where(requests_table.c.id == request_id)).mappings().first()
+        return dict(row) if row else None
+
+    def count(self) -> int:
+        self.flush()
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(requests_table)).scalar_one()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        self.engine.dispose()
+
+
+def harvestable(engine: sa.Engine, project: str) -> list[dict[str, Any]]:
+    """Requests of a project that the teacher answered, finished well, and no one rated down."""
+    t = requests_table
+    query = (
+        sa.select(t)
+        .where(t.c.project == project, t.c.route == "teacher", t.c.status == "ok")
+        .where(sa.or_(t.c.rating.is_(None), t.c.rating > 0))
+        .order_by(t.c.created)
+    )
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
