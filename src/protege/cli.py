@@ -188,6 +188,98 @@ def eval_(
         raise typer.Exit(1)
 
 
+@app.command()
+def serve(
+    directories: Annotated[Optional[list[Path]], typer.Argument(help="project folder(s); each becomes a model name")] = None,
+    host: Annotated[Optional[str], typer.Option(help="address to bind (default: serve.host, 127.0.0.1)")] = None,
+    port: Annotated[Optional[int], typer.Option(help="port (default: serve.port, 8000)")] = None,
+    db: Annotated[Optional[str], typer.Option(help="traffic log database URL, e.g. postgresql://user@host/db")] = None,
+) -> None:
+    """Serve projects behind an OpenAI-compatible gateway with a chat page (Ctrl-C stops)."""
+    from protege.serve import run as run_serve
+
+    run_serve(directories or [Path(".")], host=host, port=port, db=db)
+
+
+keys_app = typer.Typer(help="Create, list and revoke the gateway's API keys (stored hashed).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    directory: Annotated[Path, typer.Argument(help="project folder")] = Path("."),
+    name: Annotated[str, typer.Option(help="who or what the key is for")] = "default",
+    rate_limit: Annotated[Optional[int], typer.Option(help="requests per minute (default: serve.rate_limit_per_minute)")] = None,
+) -> None:
+    """Create a key. It is shown once: only its hash is stored."""
+    from protege.project import Project
+    from protege.serve.keys import KeyStore
+
+    project = Project.load(directory)
+    key, record = KeyStore(project.paths.keys_db).create(name, rate_limit)
+    out.print(key, highlight=False, soft_wrap=True)
+    err.print(f"[green]Created[/] key {record.id} ('{name}') in {project.paths.keys_db}. It is shown only this once: store it now.")
+    next_steps(f"Next: protege serve {directory}  (clients send 'Authorization: Bearer <key>')")
+
+
+@keys_app.command("list")
+def keys_list(directory: Annotated[Path, typer.Argument(help="project folder")] = Path(".")) -> None:
+    """List keys by id (the keys themselves cannot be shown: only hashes are stored)."""
+    import datetime as dt
+
+    from rich.table import Table
+
+    from protege.project import Project
+    from protege.serve.keys import KeyStore
+
+    project = Project.load(directory)
+    table = Table("id", "name", "created", "status", "rate limit")
+    for k in KeyStore(project.paths.keys_db).list():
+        when = dt.datetime.fromtimestamp(k.created).strftime("%Y-%m-%d %H:%M")
+        status = "[green]active[/]" if k.active else "[red]revoked[/]"
+        table.add_row(k.id, k.name, when, status, f"{k.rate_limit_per_minute}/min" if k.rate_limit_per_minute else "default")
+    out.print(table)
+    next_steps(f"Keys live in {project.paths.keys_db}. Revoke one with: protege keys revoke ID {directory}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="the key's id (see `protege keys list`)")],
+    directory: Annotated[Path, typer.Argument(help="project folder")] = Path("."),
+) -> None:
+    """Revoke a key; a running gateway stops accepting it within seconds."""
+    from protege.project import Project
+    from protege.serve.keys import KeyStore
+
+    project = Project.load(directory)
+    KeyStore(project.paths.keys_db).revoke(key_id)
+    next_steps(f"[green]Revoked[/] key {key_id} in {project.paths.keys_db}.")
+
+
+@app.command()
+def harvest(
+    directory: ProjectDir = Path("."),
+    db: Annotated[Optional[str], typer.Option(help="traffic log database URL (default: artifacts/traffic.db)")] = None,
+) -> None:
+    """Turn teacher-answered traffic into new training rows (PII redacted, deduplicated)."""
+    from protege.project import Project
+    from protege.serve.harvest import run as run_harvest
+
+    project = Project.load(directory)
+    result = run_harvest(project, db=db)
+    if result.path is None:
+        next_steps(
+            f"Nothing new to harvest: {result.candidates} teacher-answered request(s), {result.duplicates} already in the dataset.",
+            f"Next: keep serving (`protege serve {directory}`); the teacher's answers accumulate.",
+        )
+        return
+    next_steps(
+        f"[green]Harvested[/] {result.added} row(s) into {result.path} (appended to {project.paths.train_jsonl}; "
+        f"{result.duplicates} near-duplicate(s) dropped, {result.redactions} PII span(s) redacted)",
+        f"Next: protege train {directory}  (continues from the last run)",
+    )
+
+
 def main() -> None:
     """Entry point: renders a ProtegeError as one line, never a traceback."""
     try:
