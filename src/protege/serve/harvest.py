@@ -103,16 +103,15 @@ def run(project: Project, db: str | None = None) -> HarvestResult:
     existing = train + _read_jsonl(project.paths.eval_jsonl)
     seen_traffic = {r.get("source", {}).get("traffic_id") for r in train}
     persona = persona_for(project)
-    rows, redactions = [], 0
-    for request in requests:
-        if request["id"] in seen_traffic or not (request["answer"] or "").strip():
-            continue
-        row, n = to_row(project, request, persona, redact)
-        rows.append(row)
-        redactions += n
+    rows = [
+        to_row(project, request, persona, redact)[0]
+        for request in requests
+        if request["id"] not in seen_traffic and (request["answer"] or "").strip()
+    ]
     questions = [_question(r["messages"]) for r in existing] + [_question(r["messages"]) for r in rows]
     repeats = near_duplicates(questions, project.config.synth.dedup_threshold)
     fresh = [r for i, r in enumerate(rows) if len(existing) + i not in repeats]
+    redactions = sum(r["guard"]["redactions"] for r in fresh)
     version = _next_version(data)
     result = HarvestResult(version, None, len(requests), len(fresh), len(rows) - len(fresh), redactions,
                            sum(1 for r in requests if r["rating"] and r["rating"] > 0))  # fmt: skip
