@@ -81,7 +81,9 @@ def wilson_ci(k: int, n: int, confidence: float = CONFIDENCE) -> Estimate:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), n)
+    low = 0.0 if k == 0 else max(0.0, centre - half)  # exact at the edges, not 1e-17 off
+    high = 1.0 if k == n else min(1.0, centre + half)
+    return Estimate(p, low, high, n)
 
 
 def _z(confidence: float) -> float:

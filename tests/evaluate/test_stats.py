@@ -1,0 +1,85 @@
+import math
+
+import numpy as np
+import pytest
+
+from protege.evaluate.stats import UNDEFINED_GAP, bootstrap_ci, gap_recovered, percentile, wilson_ci
+
+
+def test_bootstrap_mean_interval_covers_the_mean_and_narrows_with_n():
+    rng = np.random.default_rng(1)
+    small = bootstrap_ci(list(rng.normal(5, 2, 20)), seed=0)
+    large = bootstrap_ci(list(rng.normal(5, 2, 2000)), seed=0)
+    assert small.low < small.value < small.high and small.n == 20
+    assert large.low < 5 < large.high
+    assert (large.high - large.low) < (small.high - small.low) / 3
+
+
+def test_bootstrap_is_seeded_and_skips_missing_values():
+    values = [1, 2, None, 3, float("nan"), 10]
+    a, b = bootstrap_ci(values, seed=7), bootstrap_ci(values, seed=7)
+    assert a == b
+    assert a.n == 4 and a.value == pytest.approx(4.0)
+
+
+def test_bootstrap_edge_cases_say_why_there_is_no_interval():
+    assert bootstrap_ci([]).value is None and bootstrap_ci([]).n == 0
+    one = bootstrap_ci([3.0])
+    assert one.value == 3.0 and one.low is None and one.note == "one value"
+    assert "no interval" in one.fmt()
+
+
+def test_bootstrap_percentile_statistic():
+    e = bootstrap_ci(list(range(1, 101)), percentile(95), seed=0)
+    assert e.value == pytest.approx(95.05)
+    assert e.low <= e.value <= e.high <= 100
+
+
+def test_wilson_interval_stays_inside_0_1_at_the_edges():
+    zero, all_ = wilson_ci(0, 10), wilson_ci(10, 10)
+    assert zero.value == 0 and zero.low == 0 and 0.2 < zero.high < 0.35
+    assert all_.value == 1 and all_.high == 1 and 0.65 < all_.low < 0.8
+    assert wilson_ci(0, 0).value is None
+
+
+def test_gap_recovered_point_and_paired_interval():
+    untrained = [2, 3, 2, 4, 3, 2, 3, 2]
+    teacher = [8, 9, 8, 8, 9, 8, 9, 8]
+    trained = [5, 7, 4, 6, 6, 5, 7, 5]  # about half the gap, not exactly per question
+    g = gap_recovered(untrained, trained, teacher, seed=0)
+    u, s, t = np.mean(untrained), np.mean(trained), np.mean(teacher)
+    assert g.value == pytest.approx((s - u) / (t - u))
+    assert g.low < g.value < g.high and g.n == 8 and g.undefined_resamples == 0
+
+
+def test_gap_recovered_pairs_questions_and_drops_incomplete_ones():
+    g = gap_recovered([2, None, 2], [5, 9, 8], [8, 9, 8])
+    assert g.n == 2
+    assert g.value == pytest.approx((6.5 - 2) / (8 - 2))
+
+
+def test_gap_recovered_undefined_when_teacher_equals_untrained():
+    g = gap_recovered([5, 6, 7], [6, 6, 6], [7, 6, 5])  # equal means: 6 and 6
+    assert g.value is None and g.note == UNDEFINED_GAP and g.n == 3
+    assert "gap recovered undefined" in g.fmt()
+
+
+def test_gap_recovered_counts_resamples_with_a_zero_denominator():
+    # One question where teacher == untrained and one where it is not: some resamples draw only
+    # the equal one, so the ratio is undefined there; they are counted, not silently dropped.
+    g = gap_recovered([5, 2], [5, 5], [5, 8], n_resamples=400, seed=0)
+    assert g.value == pytest.approx((5 - 3.5) / (6.5 - 3.5))
+    assert 0 < g.undefined_resamples < 400
+    assert "undefined in" in g.note
+
+
+def test_gap_recovered_rejects_misaligned_inputs():
+    with pytest.raises(ValueError):
+        gap_recovered([1, 2], [1], [1, 2])
+
+
+def test_estimate_fmt():
+    e = bootstrap_ci([1.0, 2.0, 3.0], seed=0)
+    text = e.fmt(1)
+    assert text.startswith("2.0 [") and text.endswith("(n=3)")
+    assert not math.isnan(e.low)
