@@ -64,5 +64,20 @@ def project_dir(tmp_path: Path) -> Path:
     return root
 
 
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by playwright (no playwright browser download)."""
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} not found: run `make browser` (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM)
+        yield b
+        b.close()
+
 def pytest_configure(config):  # noqa: ANN001
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
