@@ -79,5 +79,6 @@ def browser():
         yield b
         b.close()
 
+
 def pytest_configure(config):  # noqa: ANN001
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
