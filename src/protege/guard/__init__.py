@@ -1,0 +1,16 @@
+"""Safety for every stage: a rule layer (PII redaction, prompt-injection markers) and an LLM guard.
+
+    from protege.guard import Guard, Verdict, redact
+    guard = Guard.from_project(project)
+    await guard.probe()                          # ProtegeError if the LLM guard answers out of format
+    v = await guard.check(messages, role="user") # or role="assistant"
+    text, n = redact(text)                       # "[EMAIL]", "[PHONE]", "[CARD]", "[IBAN]", "[IP]", "[SECRET]"
+
+Streams: `protege.guard.stream.guarded_stream`. See guard.py for how a verdict is reached.
+"""
+
+from protege.guard.guard import Guard, Verdict, check_text
+from protege.guard.rules import find_injection, find_pii, redact
+from protege.guard.stream import guarded_stream
+
+__all__ = ["Guard", "Verdict", "check_text", "find_injection", "find_pii", "guarded_stream", "redact"]
