@@ -280,6 +280,42 @@ def harvest(
     )
 
 
+guard_app = typer.Typer(help="Check text with the guard: PII, prompt injection, and the LLM guard.", no_args_is_help=True)
+app.add_typer(guard_app, name="guard")
+
+
+@guard_app.command("check")
+def guard_check(
+    text: Annotated[Optional[str], typer.Argument(help="the text to check (or use --file)")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="read the text from a file")] = None,
+    role: Annotated[str, typer.Option(help="check it as a 'user' turn or an 'assistant' turn")] = "user",
+    rules_only: Annotated[bool, typer.Option("--rules-only", help="skip the LLM guard: rule layer only")] = False,
+    project_dir: Annotated[Optional[Path], typer.Option("--project", help="project folder (its guard.llm is used)")] = None,
+) -> None:
+    """Print the verdict and the PII-redacted text; exit code 1 when the text is unsafe."""
+    from protege.guard import run as run_guard
+    from protege.project import Project
+
+    if (text is None) == (file is None):
+        raise ProtegeError("give the text to check either as an argument or with --file, not both")
+    if role not in ("user", "assistant"):
+        raise ProtegeError(f"--role must be 'user' or 'assistant' (got {role!r})")
+    if file is not None:
+        if not file.is_file():
+            raise ProtegeError(f"{file}: file not found")
+        text = file.read_text(encoding="utf-8", errors="replace")
+    project = Project.load(project_dir) if project_dir else None
+    verdict, redacted, n = run_guard(project, text or "", role=role, rules_only=rules_only)  # type: ignore[arg-type]
+    label = "[green]safe[/]" if verdict.safe else f"[bold red]unsafe[/] {', '.join(verdict.categories)}"
+    out.print(f"verdict: {label}  (source: {verdict.source}; {escape(verdict.reason)})")
+    out.print(f"pii: {', '.join(verdict.pii) or 'none'}; injection: {'yes' if verdict.injection else 'no'}; {n} span(s) redacted")
+    out.print(escape(redacted), highlight=False, soft_wrap=True)
+    llm = "rules only" if rules_only or project is None or project.config.guard.llm is None else "rules + LLM guard"
+    err.print(f"[dim]Checked with {llm}. Next: set guard.llm / guard.policy in protege.yaml; serve applies them to every request.[/]")
+    if not verdict.safe:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point: renders a ProtegeError as one line, never a traceback."""
     try:

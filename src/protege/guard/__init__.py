@@ -9,8 +9,8 @@
 Streams: `protege.guard.stream.guarded_stream`. See guard.py for how a verdict is reached.
 """
 
-from protege.guard.guard import Guard, Verdict, check_text
+from protege.guard.guard import Guard, Verdict, run
 from protege.guard.rules import find_injection, find_pii, redact
 from protege.guard.stream import guarded_stream
 
-__all__ = ["Guard", "Verdict", "check_text", "find_injection", "find_pii", "guarded_stream", "redact"]
+__all__ = ["Guard", "Verdict", "find_injection", "find_pii", "guarded_stream", "redact", "run"]

@@ -90,8 +90,23 @@ class Guard:
             await self.llm.aclose()
 
 
-async def check_text(guard: Guard, text: str, role: Role = "user") -> tuple[Verdict, str, int]:
-    """One text as a single turn: its verdict, its redacted form, and how many spans were redacted."""
-    verdict = await guard.check([{"role": role, "content": text}], role=role)
+def run(project: "Project | None", text: str, *, role: Role = "user", rules_only: bool = False) -> tuple[Verdict, str, int]:
+    """Check one text as a single turn (probing the LLM guard first, as every stage does).
+
+    Returns the verdict, the redacted text and how many PII spans were redacted. Without a
+    project only the rule layer runs.
+    """
+    import asyncio
+
+    guard = Guard.from_project(project, rules_only=rules_only) if project else Guard()
+
+    async def go() -> Verdict:
+        try:
+            await guard.probe()
+            return await guard.check([{"role": role, "content": text}], role=role)
+        finally:
+            await guard.aclose()
+
+    verdict = asyncio.run(go())
     redacted, n = redact(text)
     return verdict, redacted, n
