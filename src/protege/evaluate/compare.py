@@ -78,7 +78,7 @@ def compare(project: Project, run_a: str, run_b: str) -> Comparison:
         ["similarity to reference"] + both(lambda s, m: est(s["similarity"][m], 3)),
         ["latency p50"] + both(lambda s, m: est(s["latency_s"][m]["p50"], 2, unit=" s")),
         ["tokens/s"] + both(lambda s, m: est(s["tokens_per_s"][m], 1)),
-        ["cost per 1,000 queries"] + both(lambda s, m: est(s["cost_per_1k_queries_usd"][m], 4, unit=" $")),
+        ["cost per 1,000 queries (USD)"] + both(lambda s, m: est(s["cost_per_1k_queries_usd"][m], 4)),
         ["judge"] + both(lambda s, m: s["judge"]),
     ]
     header = ["figure", run_a, run_b]

@@ -95,12 +95,13 @@ def _plots(report_dir: Path, results: list[dict[str, Any]], summary: dict[str, A
     ax.set_xticks(range(1, 11))
     ax.set_xlabel("rubric score (1-10, judge: " + summary["judge"].split(":")[-1] + ")")
     ax.set_ylabel("questions")
+    ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_title("Rubric score distribution per model")
     ax.legend(fontsize=8)
     images.append(_save(fig, report_dir / "scores.png", "Rubric scores per model (counts of questions per score)."))
 
     students = [m for m in models if m != "teacher"]
-    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.7 * len(students)), dpi=110)
+    fig, ax = plt.subplots(figsize=(7, 1.6 + 0.7 * len(students)), dpi=110)
     labelled: set[str] = set()
     for y, m in enumerate(students):
         p = summary["pairwise"][m]
@@ -117,17 +118,18 @@ def _plots(report_dir: Path, results: list[dict[str, Any]], summary: dict[str, A
     ax.set_title("Student vs teacher, judged in both orders")
     handles, labels = ax.get_legend_handles_labels()
     if handles:
-        ax.legend(handles, labels, fontsize=8, loc="lower right", ncols=5)
+        ax.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncols=5, frameon=False)
     images.append(_save(fig, report_dir / "pairwise.png", "Win/tie/loss of each student against the teacher; inconsistent = the two orders contradicted each other; failed = the judge gave no verdict."))
 
     fig, ax = plt.subplots(figsize=(7, 3.2), dpi=110)
     data = [[r["answers"][m]["latency_s"] for r in results if r["answers"][m].get("latency_s") is not None] for m in models]
     keep = [(m, d) for m, d in zip(models, data) if d]
     if keep:
-        box = ax.boxplot([d for _, d in keep], vert=False, patch_artist=True, tick_labels=[f"{m} (n={len(d)})" for m, d in keep])
+        box = ax.boxplot([d for _, d in keep], orientation="horizontal", patch_artist=True, tick_labels=[f"{m} (n={len(d)})" for m, d in keep])
         for patch, (m, _) in zip(box["boxes"], keep):
             patch.set_facecolor(COLORS[m])
-    ax.set_xlabel("seconds per answer (wall clock, one request at a time)")
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per answer, log scale (wall clock, one request at a time)")
     ax.set_title("Latency per answer")
     images.append(_save(fig, report_dir / "latency.png", "Latency per answer (box: quartiles; whiskers: 1.5 IQR)."))
     return images
@@ -158,7 +160,7 @@ def build_blocks(results: list[dict[str, Any]], summary: dict[str, Any], images:
     gap = summary["gap_recovered"]
     if summary["trained"]:
         blocks.append(Para(f"**Gap recovered** (trained - untrained) / (teacher - untrained), mean rubric: "
-                           f"**{est(gap, 2)}** questions scored for all three models."))  # fmt: skip
+                           f"**{est(gap, 2)}**, n = questions scored for all three models."))  # fmt: skip
     gate = summary.get("gate")
     if gate:
         verdict = "passed" if gate["passed"] else f"FAILED: {gate['reason']}"
@@ -193,8 +195,8 @@ def build_blocks(results: list[dict[str, Any]], summary: dict[str, Any], images:
         c = summary["cost_per_1k_queries_usd"][m]
         logprobs = "yes" if summary["logprobs"].get(m) else "no"
         rows.append([m, est(lat["p50"], 2, unit=" s"), est(lat["p95"], 2, unit=" s"), est(summary["tokens_per_s"][m], 1),
-                     est(c, 4, unit=" $"), c["basis"], logprobs if m != "teacher" else "-"])  # fmt: skip
-    blocks.append(Table(["model", "latency p50", "latency p95", "tokens/s", "cost per 1,000 queries", "cost basis", "logprobs"], rows))
+                     est(c, 4), c["basis"], logprobs if m != "teacher" else "-"])  # fmt: skip
+    blocks.append(Table(["model", "latency p50", "latency p95", "tokens/s", "cost per 1,000 queries (USD)", "cost basis", "logprobs"], rows))
     blocks.append(Para(f"Latency is the wall time of one request with the model alone on its machine; tokens/s is completion tokens over that "
                        f"time (prompt processing included). Local compute is priced at ${summary['eval_config']['local_usd_per_hour']:g}/hour "
                        f"(eval.local_usd_per_hour), assuming the machine serves one request at a time."))  # fmt: skip

@@ -1,0 +1,71 @@
+import io
+import json
+import re
+
+import numpy as np
+from eval_builders import make_info, make_results
+from PIL import Image
+
+from protege.evaluate.metrics import read_results, summarize
+from protege.evaluate.report import write_report
+
+
+def test_report_files_and_recomputable_results(tmp_path, constructed):
+    results, summary = constructed
+    write_report(tmp_path, results, summary)
+    for name in ("results.jsonl", "summary.json", "report.md", "report.html", "scores.png", "pairwise.png", "latency.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    # Anyone can recompute the figures from results.jsonl.
+    again = summarize(read_results(tmp_path / "results.jsonl"), make_info(trained=True))
+    assert again["rubric"] == summary["rubric"] and again["gap_recovered"] == summary["gap_recovered"]
+    assert json.loads((tmp_path / "summary.json").read_text())["n_questions"] == 6
+
+
+def test_markdown_shows_sample_sizes_intervals_failures_and_examples(tmp_path, constructed):
+    results, summary = constructed
+    write_report(tmp_path, results, summary)
+    md = (tmp_path / "report.md").read_text()
+    assert "**Gap recovered**" in md and "(n=5)" in md
+    assert re.search(r"\d\.\d\d \[\d\.\d\d, \d\.\d\d\] \(n=5\)", md)  # the trained mean rubric with its interval
+    assert "1 of 6" in md  # judge failures of the trained student, shown
+    assert "Worst 5 trained answers (of 5 scored)" in md and "Best 5 trained answers" in md
+    assert "trained answer 3" in md and "teacher answer 3" in md
+    assert "![" in md and "scores.png" in md
+    assert "local compute" in md
+
+
+def test_markdown_without_a_trained_run_says_so(tmp_path):
+    results = make_results([2, 3], None, [8, 9])
+    write_report(tmp_path, results, summarize(results, make_info(trained=False)))
+    md = (tmp_path / "report.md").read_text()
+    assert "no trained run yet" in md and "Gap recovered" not in md
+    assert "Worst 2 untrained answers" in md
+
+
+def test_answers_are_escaped_in_html(tmp_path, constructed):
+    results, summary = constructed
+    results[0]["answers"]["trained"]["text"] = "<script>alert('x')</script> | pipe"
+    write_report(tmp_path, results, summary)
+    page = (tmp_path / "report.html").read_text()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "http://" not in page and "https://" not in page  # self-contained: nothing to fetch
+
+
+def test_html_report_opens_in_chromium_with_its_images(tmp_path, constructed, browser):
+    results, summary = constructed
+    write_report(tmp_path, results, summary)
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    try:
+        offline = []
+        page.on("request", lambda r: offline.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
+        page.goto((tmp_path / "report.html").as_uri())
+        widths = page.evaluate("[...document.images].map(i => i.complete ? i.naturalWidth : 0)")
+        assert len(widths) == 3 and all(w > 0 for w in widths), widths
+        assert "Gap recovered" in page.inner_text("body")
+        shot = np.asarray(Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("L"), dtype=float)
+        assert shot.std() > 10  # not a blank page
+        figure = page.locator("img").first.screenshot()
+        assert np.asarray(Image.open(io.BytesIO(figure)).convert("L"), dtype=float).std() > 10
+        assert offline == []
+    finally:
+        page.close()
