@@ -316,6 +316,33 @@ def guard_check(
         raise typer.Exit(1)
 
 
+@app.command("run")
+def run_all(
+    directory: Annotated[Path, typer.Argument(help="project folder (holds protege.yaml)")] = Path("."),
+    quick: Annotated[bool, typer.Option(help="a small configuration that finishes in minutes (CI runs it)")] = False,
+    force: Annotated[Optional[list[str]], typer.Option(help="re-run this stage (and what follows) even if up to date")] = None,
+) -> None:
+    """Run the whole loop: synth -> train -> eval -> route, skipping what is up to date."""
+    from rich.table import Table
+
+    from protege.loop import run_loop, summary_rows
+    from protege.project import Project
+
+    project = Project.load(directory)
+    result = run_loop(project, quick=quick, force=force)
+    table = Table("figure", "value", title=f"protege run: {project.name}" + (" (quick)" if quick else ""))
+    for label, value in summary_rows(result.summary):
+        table.add_row(label, value)
+    out.print(table)
+    ran = ", ".join(f"{s} {result.seconds[s]:.0f}s" for s in result.ran) or "nothing (all up to date)"
+    next_steps(
+        f"Ran: {ran}. Skipped: {', '.join(result.skipped) or 'none'}.",
+        f"Report: {result.summary.get('report', '(none)')}   Router: {result.summary.get('router_dir', '(none)')}",
+        f"Next: [bold]protege serve {directory}[/] and open http://127.0.0.1:8000 to chat "
+        f"(or: protege chat ... ; OpenAI clients: base_url=http://127.0.0.1:8000/v1, model={project.name})",
+    )
+
+
 def main() -> None:
     """Entry point: renders a ProtegeError as one line, never a traceback."""
     try:
