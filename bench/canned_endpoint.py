@@ -36,7 +36,10 @@ def canned_reply(messages: list[dict], seed: int | None, malformed_judge: bool) 
         return "You are the creator. Tone: warm and brief. Phrases: 'low and slow'."
     if "Say OK" in text:
         return "OK"
-    return f"Thanks for asking. Based on our documents, the answer is {WORDS[digest[0] % len(WORDS)]} option {digest[1]}."
+    # An answer quotes the last line of its reference, as a grounded answer would repeat a fact.
+    reference = text.split("Reference:", 1)[-1].split("Context:", 1)[0].strip().splitlines()
+    fact = reference[-1].strip() if reference else ""
+    return f"Thanks for asking. {fact} (option {digest[1]})"
 
 
 def _logprobs(text: str, k: int) -> dict:

@@ -64,6 +64,7 @@ class SynthResult:
     counts: dict[str, int]
     dry_run: bool = False
     estimate: list[EstimateRow] = field(default_factory=list)
+    usage: list[dict[str, Any]] = field(default_factory=list)  # per model role: calls, tokens, cost
 
 
 @dataclass
@@ -225,7 +226,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
             redactions = 0
             for it, v in zip(alive, verdicts):
                 if not v.safe:
-                    it.dropped = ("guard: unsafe answer", ", ".join(v.categories))
+                    it.dropped = ("guard: unsafe answer", f"{', '.join(v.categories)}: {v.reason}")
                     continue
                 n = 0
                 for m in it.prompted.messages[1:]:  # type: ignore[union-attr]
@@ -250,7 +251,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
                     it.dropped = ("judge: below threshold",
                                   f"groundedness {verdict.groundedness:g}, helpfulness {verdict.helpfulness:g}: {verdict.reason}")  # fmt: skip
     finally:
-        for client in (teacher, judge, *proposers):
+        for client in (teacher, judge, *proposers, guard):
             await client.aclose()
 
     chash = config_hash(project)
@@ -296,7 +297,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
         "train": len(train), "eval": len(held_out),
     }  # fmt: skip
     persona_path = None if persona.source == "config" else paths.persona
-    return SynthResult(paths.train_jsonl, paths.eval_jsonl, paths.card, paths.dropped_jsonl, persona_path, counts)
+    return SynthResult(paths.train_jsonl, paths.eval_jsonl, paths.card, paths.dropped_jsonl, persona_path, counts, usage=usage)
 
 
 def _messages(it: _Item) -> list[dict[str, Any]]:

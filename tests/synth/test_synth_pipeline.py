@@ -1,0 +1,126 @@
+"""The whole synth pipeline against a canned OpenAI-compatible endpoint (fast, deterministic):
+files in the documented format, every number on the card, dry-run calling nothing, re-runs free."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from protege.cli import app
+from protege.config import QUESTION_TYPES
+from protege.project import Project
+from protege.synth import run
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
+import canned_endpoint  # noqa: E402
+
+
+@pytest.fixture
+def endpoint():
+    server, url = canned_endpoint.start()
+    yield server, url
+    server.shutdown()
+
+
+def configure(project_dir: Path, url: str, **synth) -> Project:
+    cfg = project_dir / "protege.yaml"
+    data = yaml.safe_load(cfg.read_text())
+    data["teacher"] = {"ref": f"openai:canned@{url}", "max_retries": 0, "price_input": 2.0, "price_output": 6.0}
+    data["synth"] = {"questions_per_chunk": 3, "seed": 1, **synth}
+    cfg.write_text(yaml.safe_dump(data))
+    docs = project_dir / "docs"
+    (docs / "contact.md").write_text("# Contact\n\nEmail dee@riverbend-bikes.com or call the shop for help.\n")
+    (docs / "rentals.md").write_text("# Rentals\n\nA city bike rents for $20 a day; e-bikes are $45.\n")
+    (docs / "broken.txt").write_bytes(b"\xff\xfe\x00 not utf-8")
+    return Project.load(project_dir)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_raft_moa_logprobs_run_writes_the_documented_format(project_dir: Path, endpoint) -> None:
+    server, url = endpoint
+    project = configure(
+        project_dir, url, format="raft", raft_distractors=1, logprobs=2, eval_fraction=0.3,
+        proposers=[{"ref": f"openai:canned@{url}", "max_retries": 0}],
+        type_mix={t: 1.0 for t in QUESTION_TYPES},
+    )  # fmt: skip
+    result = run(project)
+    train, held = read_jsonl(result.train), read_jsonl(result.eval)
+    rows = train + held
+    assert result.counts["kept"] == len(rows) > 0 and result.counts["train"] == len(train) and held
+    assert result.counts["files"] == 4 and result.counts["skipped"] == 1 and result.counts["chunks"] == 4
+
+    for r in rows:
+        assert re.fullmatch(r"q-[0-9a-f]{10}", r["id"]) and r["type"] in QUESTION_TYPES
+        assert [m["role"] for m in r["messages"]] == ["system", "user", "assistant"]
+        assert r["messages"][0]["content"].startswith("You are the assistant of proj")
+        assert r["messages"][1]["content"].startswith("Context:") and "Question:" in r["messages"][1]["content"]
+        assert len(r["source"]["chunks"]) == (2 if r["type"] == "multi-hop" else 1)
+        assert r["source"]["files"] == list(dict.fromkeys(c.split("#")[0] for c in r["source"]["chunks"]))
+        oracle = [c["chunk"] for c in r["context"] if c["oracle"]]
+        assert oracle in ([], r["source"]["chunks"]) or sorted(oracle) == sorted(r["source"]["chunks"])
+        assert r["teacher"]["proposers"] == [f"openai:canned@{url}"]
+        lp = r["teacher"]["logprobs"]
+        assert lp and set(lp[0]) == {"token", "logprob", "bytes", "top"} and len(lp[0]["top"]) == 2
+        assert r["scores"] == {"groundedness": 8, "helpfulness": 7, "judge": f"openai:canned@{url}"}
+        assert r["guard"]["safe"] is True
+        assert r["meta"]["format"] == "raft" and r["meta"]["code_version"] and len(r["meta"]["config_hash"]) == 12
+        assert "dee@riverbend-bikes.com" not in json.dumps(r["messages"])  # PII redacted by the guard
+    assert not {c for r in train for c in r["source"]["chunks"]} & {c for r in held for c in r["source"]["chunks"]}
+    assert sum(r["guard"]["redactions"] for r in rows) > 0
+
+    card = result.card.read_text()
+    for needle in ("| files read | 4 |", "| files skipped | 1 |", "`broken.txt`: not UTF-8 text", "| chunks | 4 |",
+                   "| questions planned | 12 |", "| kept after judge |", "## Type mix", "| multi-hop |",
+                   "| teacher | `openai:canned@", "| proposer 1 |", "prompt tokens", "Logprobs: top-2 stored",
+                   "**WARNING** teacher", "licence unknown", rows[0]["meta"]["config_hash"], "random examples",
+                   "PII redactions in kept pairs"):  # fmt: skip
+        assert needle in card, needle
+    assert re.search(r"in \d+\.\d s\.", card)
+    assert card.count("> **Q:**") == min(10, len(rows))
+
+
+def test_rerun_is_free_and_identical_and_dry_run_calls_nothing(project_dir: Path, endpoint) -> None:
+    server, url = endpoint
+    project = configure(project_dir, url, type_mix={"factual": 1, "how-to": 1, "unsafe": 1})
+    first = run(project)
+    files = {p: p.read_bytes() for p in (first.train, first.eval, first.dropped)}
+    served = server.RequestHandlerClass.served
+    assert served > 0
+
+    second = run(project)
+    assert server.RequestHandlerClass.served == served  # all from artifacts/cache.db
+    assert {p: p.read_bytes() for p in files} == files
+    assert "| teacher | `openai:canned@" in second.card.read_text()
+
+    out = CliRunner().invoke(app, ["synth", str(project_dir), "--dry-run"])
+    assert out.exit_code == 0, out.output
+    assert "questions" in out.output and "judge" in out.output and "total" in out.output
+    assert "12 question(s) planned" in " ".join(out.output.split())
+    assert server.RequestHandlerClass.served == served
+
+
+def test_duplicates_and_judge_failures_are_dropped_with_reasons(project_dir: Path) -> None:
+    server, url = canned_endpoint.start(malformed_judge=True)
+    try:
+        # the canned questions share half their words: a low dedup threshold must catch some
+        project = configure(project_dir, url, questions_per_chunk=12, type_mix={"factual": 1}, judge_threshold=7.5,
+                            dedup_threshold=0.45)  # fmt: skip
+        result = run(project)
+    finally:
+        server.shutdown()
+    dropped = read_jsonl(result.dropped)
+    reasons = {d["reason"] for d in dropped}
+    assert reasons == {"judge: below threshold", "near-duplicate question"}  # helpfulness 7 < 7.5
+    assert all(d["detail"] for d in dropped)
+    card = result.card.read_text()
+    assert "- judge: below threshold:" in card and "re-asked" in card
+    assert result.counts["kept"] == 0 and result.counts["dropped"] == len(dropped) == 48
