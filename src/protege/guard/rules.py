@@ -75,7 +75,8 @@ def iban_valid(iban: str) -> bool:
 
 
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b")
-_CARD = re.compile(r"(?<![\d.,-])\d(?:[ -]?\d){12,18}(?![\d-]|[.,]\d)")
+_DIGIT_RUN = re.compile(r"(?<![\d.,])\d(?:[ -]?\d){12,}(?![\d]|[.,]\d)")
+_GROUP = re.compile(r"\d+")
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]){10,32}")
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d]|\.\d)")
 _IPV6 = re.compile(r"(?<![0-9A-Za-z:])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![0-9A-Za-z:])")
@@ -108,7 +109,7 @@ def _phone_spans(text: str, region: str) -> list[Span]:
     import phonenumbers
 
     matcher = phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE)
-    return [Span("PHONE", m.start, m.end, m.raw_string) for m in matcher]
+    return [Span("PHONE", m.start, m.end, text[m.start : m.end]) for m in matcher]
 
 
 def _candidates(text: str, region: str) -> list[Span]:
@@ -122,10 +123,8 @@ def _candidates(text: str, region: str) -> list[Span]:
         span = _iban_span(m.group(), m.start())
         if span:
             found.append(span)
-    for m in _CARD.finditer(text):
-        digits = re.sub(r"\D", "", m.group())
-        if 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_valid(digits):
-            found.append(Span("CARD", m.start(), m.end(), m.group()))
+    for m in _DIGIT_RUN.finditer(text):
+        found += _card_spans(m.group(), m.start())
     for rx in (_IPV4, _IPV6):
         for m in rx.finditer(text):
             try:
@@ -133,8 +132,28 @@ def _candidates(text: str, region: str) -> list[Span]:
             except ValueError:
                 continue
             found.append(Span("IP", m.start(), m.end(), m.group()))
-    found += _phone_spans(text, region)
     return found
+
+
+def _is_card(digits: str) -> bool:
+    return 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_valid(digits)
+
+
+def _card_spans(run: str, offset: int) -> list[Span]:
+    """Card numbers in a run of digit groups: a phone number can run straight into a card
+    (`+44 20 7946 0958 4111 1111 1111 1111`), so every span of whole groups is tried, longest first."""
+    groups = [(g.start(), g.end()) for g in _GROUP.finditer(run)]
+    spans: list[Span] = []
+    i = 0
+    while i < len(groups):
+        for j in range(len(groups), i, -1):
+            start, end = groups[i][0], groups[j - 1][1]
+            if _is_card(re.sub(r"\D", "", run[start:end])):
+                spans.append(Span("CARD", offset + start, offset + end, run[start:end]))
+                i = j - 1
+                break
+        i += 1
+    return spans
 
 
 def _iban_span(candidate: str, offset: int) -> Span | None:
@@ -158,6 +177,12 @@ def find_pii(text: str, region: str = DEFAULT_PHONE_REGION) -> list[Span]:
     for span in candidates:
         if all(span.end <= k.start or span.start >= k.end for k in kept):
             kept.append(span)
+    # Phone numbers last, on the text with the other spans blanked out (offsets kept): the
+    # matcher would otherwise read a phone number running into a card number as one long number.
+    masked = list(text)
+    for k in kept:
+        masked[k.start : k.end] = " " * (k.end - k.start)
+    kept += _phone_spans("".join(masked), region)
     return sorted(kept, key=lambda s: s.start)
 
 
