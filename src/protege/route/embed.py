@@ -1,0 +1,93 @@
+"""MiniLM query embeddings for one routing decision, in numpy: no torch on the request path.
+
+`protege.models.embeddings.encode` (sentence-transformers on torch) embeds the labelled queries
+when a router is fitted; a gateway then embeds one query per request. Through torch that costs
+7-13 ms for a short query on this CPU, mostly per-layer overhead, which alone would break the
+10 ms p99 budget for a decision. The same BERT forward pass (6 layers, 384 wide, mean pooling,
+L2 norm) written as a dozen numpy matmuls takes about a millisecond and imports nothing heavy.
+tests/route/test_embed.py checks that both give the same vectors, so fit and serve agree.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
+LAYERS = 6
+HEADS = 12
+EPS = 1e-12
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + EPS) * weight + bias
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    from scipy.special import erf
+
+    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+
+
+class QueryEncoder:
+    """The embedded MiniLM as numpy arrays plus its fast tokenizer."""
+
+    def __init__(self, folder: Path):
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        # The file pads every input to 128 tokens; one query needs no padding at all.
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        w = load_file(str(folder / "model.safetensors"))
+        self.word = w["embeddings.word_embeddings.weight"]
+        self.position = w["embeddings.position_embeddings.weight"]
+        self.token_type = w["embeddings.token_type_embeddings.weight"][0]
+        self.emb_norm = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+        self.layers = []
+        for i in range(LAYERS):
+            p = f"encoder.layer.{i}."
+            qkv_w = np.concatenate([w[p + f"attention.self.{n}.weight"] for n in ("query", "key", "value")]).T
+            qkv_b = np.concatenate([w[p + f"attention.self.{n}.bias"] for n in ("query", "key", "value")])
+            self.layers.append(
+                (
+                    np.ascontiguousarray(qkv_w), qkv_b,
+                    np.ascontiguousarray(w[p + "attention.output.dense.weight"].T), w[p + "attention.output.dense.bias"],
+                    w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"],
+                    np.ascontiguousarray(w[p + "intermediate.dense.weight"].T), w[p + "intermediate.dense.bias"],
+                    np.ascontiguousarray(w[p + "output.dense.weight"].T), w[p + "output.dense.bias"],
+                    w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"],
+                )
+            )  # fmt: skip
+
+    def encode_one(self, text: str) -> np.ndarray:
+        """float32 vector of shape (384,), L2-normalized, as `embeddings.encode([text])[0]`."""
+        ids = np.asarray(self.tokenizer.encode(text).ids)
+        x = self.word[ids] + self.position[: len(ids)] + self.token_type
+        x = _layer_norm(x, *self.emb_norm)
+        n, d = x.shape
+        hd = d // HEADS
+        for qkv_w, qkv_b, o_w, o_b, ln1_w, ln1_b, up_w, up_b, down_w, down_b, ln2_w, ln2_b in self.layers:
+            q, k, v = (x @ qkv_w + qkv_b).reshape(n, 3, HEADS, hd).transpose(1, 2, 0, 3)
+            att = q @ k.transpose(0, 2, 1) / np.sqrt(hd)
+            att = np.exp(att - att.max(-1, keepdims=True))
+            att /= att.sum(-1, keepdims=True)
+            ctx = (att @ v).transpose(1, 0, 2).reshape(n, d)
+            x = _layer_norm(x + ctx @ o_w + o_b, ln1_w, ln1_b)
+            x = _layer_norm(x + _gelu(x @ up_w + up_b) @ down_w + down_b, ln2_w, ln2_b)
+        pooled = x.mean(0)
+        return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def query_encoder() -> QueryEncoder:
+    """The process-wide encoder (loaded on the first decision, about 90 MB of arrays)."""
+    from protege.models.embedded import get
+    from protege.models.embeddings import EMBEDDING_MODEL
+
+    return QueryEncoder(get(EMBEDDING_MODEL).path())
