@@ -85,7 +85,7 @@ def parse_scores(text: str) -> tuple[float, float, str] | None:
 
 async def judge_pair(client: "ChatClient", *, reference: str, qtype: str, question: str, answer: str) -> Verdict:
     messages = [{"role": "user", "content": prompts.JUDGE.format(reference=reference, qtype=qtype, question=question, answer=answer)}]
-    reply = await client.complete(messages, temperature=0.0, max_tokens=160)
+    reply = await client.complete(messages, temperature=0.0, max_tokens=100)
     parsed = parse_scores(reply.text)
     attempts = 1
     if parsed is None:
