@@ -19,7 +19,7 @@ def test_real_teacher_writes_grounded_pairs(project_dir: Path, teacher_model: Mo
     cfg = project_dir / "protege.yaml"
     data = yaml.safe_load(cfg.read_text())
     data["teacher"] = teacher_model.model_dump(exclude_defaults=True)
-    data["synth"] = {"questions_per_chunk": 1, "type_mix": {"factual": 1.0}, "answer_max_tokens": 64, "eval_fraction": 0.5}
+    data["synth"] = {"questions_per_chunk": 1, "type_mix": {"factual": 1.0}, "answer_max_tokens": 96, "eval_fraction": 0.5}
     cfg.write_text(yaml.safe_dump(data))
 
     result = run(Project.load(project_dir))
