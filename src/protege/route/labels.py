@@ -22,7 +22,7 @@ import numpy as np
 from protege.config import RouteConfig
 from protege.errors import ProtegeError
 
-STUDENT = "trained"  # the answer key of the trained student in eval results rows
+STUDENTS = ("trained", "untrained")  # answer keys in results rows; the trained one when present
 PAIRWISE_OK = {"win": 1.0, "tie": 1.0, "loss": 0.0}
 
 
@@ -89,12 +89,19 @@ def query_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
-def example_from_row(row: dict[str, Any], config: RouteConfig, source: str) -> Example | str:
+def student_key(rows: list[dict[str, Any]]) -> str:
+    """Which student the router is for: the trained one if the results have it (what the
+    gateway serves when an adapter exists), else the untrained base."""
+    has = lambda key: any(isinstance((r.get("answers") or {}).get(key), dict) for r in rows)  # noqa: E731
+    return next((k for k in STUDENTS if has(k)), STUDENTS[0])
+
+
+def example_from_row(row: dict[str, Any], config: RouteConfig, source: str, student_key: str) -> Example | str:
     """One results-format row as an Example, or the reason it cannot be used."""
     answers = row.get("answers") or {}
-    student, teacher = answers.get(STUDENT), answers.get("teacher")
+    student, teacher = answers.get(student_key), answers.get("teacher")
     if not isinstance(student, dict) or not isinstance(teacher, dict):
-        return "no trained-student or teacher answer"
+        return f"no {student_key}-student or teacher answer"
     query = row.get("question") or query_text(row.get("messages") or [])
     if not query.strip():
         return "no question text"
@@ -142,12 +149,12 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def build_examples(rows_by_source: list[tuple[str, list[dict[str, Any]]]], config: RouteConfig) -> Examples:
+def build_examples(rows_by_source: list[tuple[str, list[dict[str, Any]]]], config: RouteConfig, student_key: str) -> Examples:
     """Usable examples from results-format rows; unusable rows are counted by reason, never hidden."""
     examples = Examples(items=[])
     for source, rows in rows_by_source:
         for row in rows:
-            ex = example_from_row(row, config, source)
+            ex = example_from_row(row, config, source, student_key)
             if isinstance(ex, str):
                 examples.skipped[f"{source}: {ex}"] += 1
             else:
