@@ -127,6 +127,8 @@ class Agent:
     async def close(self) -> None:
         await self.student.close()
         await self.teacher.close()
+        if self.guard is not None:
+            await self.guard.aclose()
 
 
 def _load_router(project: Project, notes: list[str]) -> Any:

@@ -107,11 +107,7 @@ class Answer:
 
 
 def _verdict_json(verdict: Any) -> dict[str, Any] | None:
-    if verdict is None:
-        return None
-    if dataclasses.is_dataclass(verdict):
-        return json.loads(json.dumps(dataclasses.asdict(verdict), default=str))
-    return json.loads(json.dumps(getattr(verdict, "__dict__", {"value": str(verdict)}), default=str))
+    return verdict.to_dict() if verdict is not None else None
 
 
 class Gateway:
@@ -217,7 +213,11 @@ class Gateway:
             return "student", "no router: the student answers"
         decision = await asyncio.to_thread(agent.router.decide, messages)
         self.metrics.routes.labels(agent.name, decision.route).inc()
-        return decision.route, f"router: {decision.reason} (score {decision.score:.3f})"
+        return decision.route, f"router: {decision.reason}"
+
+    def cascades(self, agent: Agent, mode: str) -> bool:
+        """A cascade router: the student answers first and the teacher only if it was unsure."""
+        return mode == "routed" and agent.router is not None and agent.router.answer_first and agent.teacher.client is not None
 
     def backends(self, agent: Agent, route: str, mode: str) -> list[Backend]:
         """Who answers, in order: the routed model, then (for the routed name) the other one."""
@@ -235,27 +235,58 @@ class Gateway:
         detail = "timed out" if isinstance(exc, TimeoutError) else str(exc)
         return f"{backend.label} failed ({detail[:200]})"
 
+    async def _call(self, agent: Agent, backend: Backend, prompt: list[dict[str, str]], req: ChatRequest,
+                    logprobs: bool = False) -> Completion:  # fmt: skip
+        call = backend.client.complete(  # type: ignore[union-attr]
+            prompt, temperature=req.temperature, max_tokens=req.token_limit(agent.project.config.serve.max_tokens),
+            stop=req.stops(), seed=req.seed, use_cache=False, top_logprobs=1 if logprobs else 0,
+        )  # fmt: skip
+        return await asyncio.wait_for(call, self._timeout(agent, backend))
+
     async def complete(self, agent: Agent, mode: str, route: str, reason: str,
                        prompt: list[dict[str, str]], req: ChatRequest) -> Answer:  # fmt: skip
+        cascade = self.cascades(agent, mode)
         failures: list[str] = []
         for backend in self.backends(agent, route, mode):
-            call = backend.client.complete(  # type: ignore[union-attr]
-                prompt, temperature=req.temperature, max_tokens=req.token_limit(agent.project.config.serve.max_tokens),
-                stop=req.stops(), seed=req.seed, use_cache=False,
-            )  # fmt: skip
             try:
-                c = await asyncio.wait_for(call, self._timeout(agent, backend))
+                c = await self._call(agent, backend, prompt, req, logprobs=cascade and backend is agent.student)
             except (ProtegeError, TimeoutError) as exc:
                 failures.append(self._failed(agent, backend, exc))
                 continue
             why = reason if not failures else "; ".join(failures) + f"; {backend.label} answered"
-            return Answer(c.text, backend.label, why, backend, c)
+            answer = Answer(c.text, backend.label, why, backend, c)
+            if cascade and backend is agent.student:
+                return await self.escalate(agent, answer, prompt, req)
+            return answer
         raise APIError(502, "No model could answer: " + "; ".join(failures or ["no backend available"]),
                        type="server_error", code="upstream_error")  # fmt: skip
 
+    async def escalate(self, agent: Agent, student: Answer, prompt: list[dict[str, str]], req: ChatRequest) -> Answer:
+        """Cascade: keep the student's answer unless its token logprobs say it was unsure."""
+        lps = [t.logprob for t in (student.completion.logprobs if student.completion else None) or []]
+        mean, low = (sum(lps) / len(lps), min(lps)) if lps else (None, None)
+        shown = f"mean logprob {mean:.2f}, min {low:.2f}" if lps else "no logprobs"
+        if not agent.router.escalate(mean, low):
+            student.reason = f"cascade: student confident ({shown})"
+            return student
+        self.metrics.routes.labels(agent.name, "teacher").inc()
+        try:
+            c = await self._call(agent, agent.teacher, prompt, req)
+        except (ProtegeError, TimeoutError) as exc:
+            student.reason = f"cascade: student unsure ({shown}); {self._failed(agent, agent.teacher, exc)}; student's answer kept"
+            return student
+        return Answer(c.text, "teacher", f"cascade: student unsure ({shown}); escalated", agent.teacher, c)
+
     async def open_stream(self, agent: Agent, mode: str, route: str, reason: str,
-                          prompt: list[dict[str, str]], req: ChatRequest) -> tuple[Answer, str, AsyncIterator[str]]:  # fmt: skip
-        """Start streaming; falls back while nothing was sent, so the headers name who answers."""
+                          prompt: list[dict[str, str]], req: ChatRequest) -> tuple[Answer, AsyncIterator[str]]:  # fmt: skip
+        """Start streaming; falls back while nothing was sent, so the headers name who answers.
+
+        A cascade needs the student's whole answer before it can decide, so it is answered in
+        full and then sent as one delta.
+        """
+        if self.cascades(agent, mode):
+            answer = await self.complete(agent, mode, route, reason, prompt, req)
+            return answer, _one(answer.text)
         failures: list[str] = []
         for backend in self.backends(agent, route, mode):
             stream = backend.client.stream(  # type: ignore[union-attr]
@@ -271,20 +302,38 @@ class Gateway:
                 failures.append(self._failed(agent, backend, exc))
                 continue
             why = reason if not failures else "; ".join(failures) + f"; {backend.label} answered"
-            return Answer("", backend.label, why, backend), first, stream
+            return Answer("", backend.label, why, backend), _prepend(first, stream)
         raise APIError(502, "No model could answer: " + "; ".join(failures or ["no backend available"]),
                        type="server_error", code="upstream_error")  # fmt: skip
 
+    def unsafe(self, agent: Agent, verdict: Any, role: str) -> bool:
+        """Count an unsafe verdict; True when the policy blocks it ('block'), False to only log ('flag')."""
+        if verdict is None or verdict.safe:
+            return False
+        action = agent.project.config.guard.policy
+        self.metrics.guard.labels(agent.name, role, action).inc()
+        return action == "block"
+
     async def moderate(self, agent: Agent, messages: list[dict[str, str]], role: str) -> tuple[Any, bool]:
-        """(verdict, blocked). Unsafe is blocked under policy 'block', only logged under 'flag'."""
+        """(verdict, blocked) for the last turn of `role`; (None, False) without a guard."""
         if agent.guard is None:
             return None, False
         verdict = await agent.guard.check(messages, role=role)
-        if verdict.safe:
-            return verdict, False
-        action = agent.project.config.guard.policy
-        self.metrics.guard.labels(agent.name, role, action).inc()
-        return verdict, action == "block"
+        return verdict, self.unsafe(agent, verdict, role)
+
+
+async def _one(text: str) -> AsyncIterator[str]:
+    yield text
+
+
+async def _prepend(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:
+    try:
+        if first:
+            yield first
+        async for delta in rest:
+            yield delta
+    finally:
+        await rest.aclose()
 
 
 def _protege_info(answer: Answer, request_id: str) -> dict[str, Any]:
@@ -472,13 +521,14 @@ async def _answer(gw: Gateway, agent: Agent, mode: str, req: ChatRequest, caller
     verdicts: dict[str, Any] = {}
     verdict, blocked = await gw.moderate(agent, messages, "user")
     verdicts["input"] = _verdict_json(verdict)
-    if blocked:
+    input_blocked = blocked
+    if input_blocked and not req.stream:
         answer = Answer(REFUSAL, "guard", "input blocked by the guard", None)
         log(answer, "blocked", REFUSAL, None, None, verdicts)
         return _reply(gw, req, answer, request_id, created, REFUSAL, None)
-
-    route, reason = await gw.plan(agent, mode, messages)
-    prompt = await asyncio.to_thread(gw.prompt, agent, messages) if agent.retriever else gw.prompt(agent, messages)
+    if not input_blocked:
+        route, reason = await gw.plan(agent, mode, messages)
+        prompt = await asyncio.to_thread(gw.prompt, agent, messages) if agent.retriever else gw.prompt(agent, messages)
 
     if not req.stream:
         try:
@@ -500,13 +550,23 @@ async def _answer(gw: Gateway, agent: Agent, mode: str, req: ChatRequest, caller
                  "total_tokens": c.prompt_tokens + c.completion_tokens}  # fmt: skip
         return _reply(gw, req, answer, request_id, created, text, usage, c.finish_reason)
 
-    try:
-        answer, first, stream = await gw.open_stream(agent, mode, route, reason, prompt, req)
-    except APIError:
-        log(Answer("", route, reason, None), "error", None, None, None, None)
-        raise
+    if input_blocked:
+        answer, deltas = Answer(REFUSAL, "guard", "input blocked by the guard", None), _one(REFUSAL)
+    else:
+        try:
+            answer, deltas = await gw.open_stream(agent, mode, route, reason, prompt, req)
+        except APIError:
+            log(Answer("", route, reason, None), "error", None, None, None, verdicts if agent.guard else None)
+            raise
     info = _protege_info(answer, request_id)
     limit = req.token_limit(agent.project.config.serve.max_tokens)
+    final: dict[str, Any] = {}
+    guarded = not input_blocked and agent.guard is not None and agent.project.config.guard.policy == "block"
+    if guarded:
+        from protege.guard import guarded_stream
+
+        # Checked while it streams: an unsafe answer is cut off and ends with the refusal.
+        deltas = guarded_stream(deltas, agent.guard, messages, refusal=REFUSAL, on_verdict=lambda v: final.update(v=v))
 
     def chunk(delta: dict[str, Any], finish: str | None = None, extra: dict[str, Any] | None = None) -> str:
         body = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": req.model,
@@ -514,21 +574,25 @@ async def _answer(gw: Gateway, agent: Agent, mode: str, req: ChatRequest, caller
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
     async def events() -> AsyncIterator[str]:
-        parts = [first]
+        parts: list[str] = []
         status = "cancelled"  # the client went away before the end
         try:
-            yield chunk({"role": "assistant", "content": first}, extra={"protege": info})
-            async for delta in stream:
+            yield chunk({"role": "assistant", "content": ""}, extra={"protege": info})
+            async for delta in deltas:
                 parts.append(delta)
                 yield chunk({"content": delta})
             text = "".join(parts)
-            n_tokens = len([p for p in parts if p])  # llama.cpp and OpenAI stream one token per chunk
-            verdict, blocked = await gw.moderate(agent, [*messages, {"role": "assistant", "content": text}], "assistant")
+            n_tokens = len(parts)  # llama.cpp and OpenAI stream one token per chunk
+            if input_blocked:
+                verdict, blocked = None, True
+            elif guarded:
+                verdict = final.get("v")
+                blocked = gw.unsafe(agent, verdict, "assistant")
+            else:
+                verdict, blocked = await gw.moderate(agent, [*messages, {"role": "assistant", "content": text}], "assistant")
             verdicts["output"] = _verdict_json(verdict)
-            if blocked:
-                # Already shown; the notice tells the reader it was withdrawn, the log keeps why.
-                answer.reason += "; output flagged by the guard after streaming"
-                yield chunk({"content": f"\n\n[{REFUSAL}]"})
+            if blocked and not input_blocked:
+                answer.reason += "; output cut off by the guard"
             finish = "length" if n_tokens >= limit else "stop"
             status = "blocked" if blocked else "ok"
             log(answer, status, text, None, n_tokens, verdicts if agent.guard is not None else None)
@@ -545,7 +609,7 @@ async def _answer(gw: Gateway, agent: Agent, mode: str, req: ChatRequest, caller
         finally:
             if status in ("error", "cancelled"):
                 log(answer, status, "".join(parts), None, None, None)
-            await stream.aclose()
+            await deltas.aclose()
             gw.release()
 
     headers = {"x-protege-route": answer.route, "x-protege-id": request_id, "cache-control": "no-cache"}
