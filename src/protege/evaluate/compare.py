@@ -32,11 +32,10 @@ def _load(project: Project, run: str) -> tuple[dict[str, Any], list[dict[str, An
     folder = project.paths.report(run)
     path = folder / "summary.json"
     if not path.is_file():
-        known = sorted(p.name for p in project.paths.reports.glob("*/summary.json")) if project.paths.reports.is_dir() else []
+        known = sorted(p.parent.name for p in project.paths.reports.glob("*/summary.json"))
         raise ProtegeError(
             f"{path}: not found (no eval report for run '{run}')",
-            hint=f"run `protege eval {project.root} --run {run}` first; reports: "
-            + (", ".join(Path(k).parent.name for k in known) or "none"),
+            hint=f"run `protege eval {project.root} --run {run}` first; reports: {', '.join(known) or 'none'}",
         )
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))

@@ -1,7 +1,6 @@
 """The judge's prompts, as data: change the grading here and nowhere else.
 
-Both judgments ask for one JSON object and put the verdict first, so a reply cut short by
-max_tokens still carries it. Small local judges wrap JSON in prose or code fences; the parser
+Both judgments ask for one small JSON object holding only the verdict. Small local judges wrap JSON in prose or code fences; the parser
 in `judge.py` copes with that, and a reply it cannot read is retried once with `RETRY`.
 """
 
@@ -34,7 +33,7 @@ REFERENCE ANSWER:
 CANDIDATE ANSWER:
 {answer}
 
-Reply with JSON only, exactly this shape: {{"score": <integer 1-10>, "reason": "<one short sentence>"}}"""
+Reply with JSON only, exactly this shape: {{"score": <integer 1-10>}}"""
 
 # Added to the rubric for question types whose right answer is a refusal or a hand-off.
 SCOPE_NOTES = {
@@ -71,12 +70,13 @@ ANSWER A:
 ANSWER B:
 {answer_b}
 
-Reply with JSON only, exactly this shape: {{"winner": "A" | "B" | "tie", "reason": "<one short sentence>"}}"""
+Reply with JSON only, exactly this shape: {{"winner": "A" | "B" | "tie"}}"""
 
 RETRY = (
     "Your reply could not be read as the JSON object asked for ({problem}). "
     "Reply again with only the JSON object, nothing before or after it."
 )
 
-# Long enough for the verdict and a one-sentence reason; the verdict comes first regardless.
-JUDGE_MAX_TOKENS = 96
+# The verdict alone: no reason is asked for, since nothing reads it and on a CPU judge every
+# output token costs about a tenth of a second. Prose around the JSON still fits, or is retried.
+JUDGE_MAX_TOKENS = 32

@@ -1,0 +1,84 @@
+import json
+
+import pytest
+
+from protege.errors import ProtegeError
+from protege.evaluate.stage import answer_fields, find_trained_run, load_eval_rows
+from protege.models.client import Completion, TokenLogprob
+from protege.project import Project
+
+ROW = {"id": "q-1", "type": "factual", "source": {"text": "Opens at 9."},
+       "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "When do you open?"},
+                    {"role": "assistant", "content": "At 9."}]}  # fmt: skip
+
+
+def write_rows(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+
+
+def test_rows_become_prompt_question_and_reference(tmp_path):
+    path = tmp_path / "eval.jsonl"
+    write_rows(path, [ROW, ""])
+    [item] = load_eval_rows(path)
+    assert item["messages"] == ROW["messages"][:2]  # the assistant turn is the reference, not the prompt
+    assert item["reference"] == "At 9." and item["question"] == "When do you open?"
+    assert item["source"]["text"] == "Opens at 9."
+
+
+def test_max_questions_takes_a_seeded_sample_in_file_order(tmp_path):
+    path = tmp_path / "eval.jsonl"
+    write_rows(path, [dict(ROW, id=f"q-{i}") for i in range(20)])
+    a = [r["id"] for r in load_eval_rows(path, max_questions=5, seed=3)]
+    assert a == [r["id"] for r in load_eval_rows(path, max_questions=5, seed=3)]
+    assert len(a) == 5 and a == sorted(a, key=lambda x: int(x.split("-")[1]))
+    assert a != [r["id"] for r in load_eval_rows(path, max_questions=5, seed=4)]
+
+
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("{not json", "eval.jsonl:1: not valid JSON"),
+        (json.dumps({"id": "x", "messages": "hi"}), "'messages' must be a list"),
+        (json.dumps({"id": "x", "messages": [{"role": "user", "content": "q"}]}), "no assistant turn"),
+        (json.dumps({"id": "x", "messages": [{"role": "assistant", "content": "a"}]}), "no user turn"),
+    ],
+)
+def test_bad_rows_are_one_clear_error_with_the_line(tmp_path, line, problem):
+    path = tmp_path / "eval.jsonl"
+    write_rows(path, [line])
+    with pytest.raises(ProtegeError, match=problem):
+        load_eval_rows(path)
+
+
+def test_missing_or_empty_eval_file(tmp_path):
+    with pytest.raises(ProtegeError, match="protege synth"):
+        load_eval_rows(tmp_path / "eval.jsonl")
+    write_rows(tmp_path / "eval.jsonl", [""])
+    with pytest.raises(ProtegeError, match="no questions"):
+        load_eval_rows(tmp_path / "eval.jsonl")
+
+
+def test_find_trained_run(project_dir):
+    project = Project.load(project_dir)
+    assert find_trained_run(project, None) is None  # no LATEST: untrained vs teacher
+    with pytest.raises(ProtegeError, match="no trained run 'nope'"):
+        find_trained_run(project, "nope")
+    run = project.paths.model_run("run-1")
+    run.mkdir(parents=True)
+    (project.paths.models / "LATEST").write_text("run-1\n")
+    with pytest.raises(ProtegeError, match="adapter.gguf: not found"):
+        find_trained_run(project, None)
+    (run / "adapter.gguf").write_bytes(b"GGUF")
+    assert find_trained_run(project, None).adapter == run / "adapter.gguf"
+    (run / "run.json").write_text(json.dumps({"student": "embedded:gemma3-270m"}))
+    with pytest.raises(ProtegeError, match="trained for student embedded:gemma3-270m"):
+        find_trained_run(project, "run-1")
+
+
+def test_answer_fields_summarize_logprobs():
+    c = Completion("hi there", "stop", 10, 2, 0.5, 0.0, "m", [TokenLogprob("hi", -0.5), TokenLogprob(" there", -2.5)])
+    a = answer_fields(c, None)
+    assert a["mean_logprob"] == -1.5 and a["min_logprob"] == -2.5 and a["error"] is None
+    failed = answer_fields(None, "context too long")
+    assert failed["text"] is None and failed["error"] == "context too long"
