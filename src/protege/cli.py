@@ -145,6 +145,32 @@ def synth(
     )
 
 
+@app.command()
+def train(
+    directory: Annotated[Path, typer.Argument(help="project folder (holds protege.yaml)")] = Path("."),
+    run: Annotated[Optional[str], typer.Option("--run", help="run name (default: run-<timestamp>)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run from its checkpoint")] = False,
+    merge: Annotated[bool, typer.Option("--merge", help="also write the merged full model (safetensors)")] = False,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="stop after N optimizer steps")] = None,
+) -> None:
+    """Train the student on artifacts/data/train.jsonl: LoRA SFT (+ token KD), GGUF adapter for llama.cpp."""
+    import json
+
+    from protege.project import Project
+    from protege.train import run as run_train
+
+    run_dir = run_train(Project.load(directory), run_name=run, resume=resume, merge=merge, max_steps=max_steps)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    agreement = metrics.get("export_agreement")
+    next_steps(
+        f"[green]Trained[/] {metrics['steps']} step(s), final loss {metrics['final_loss']:.3f}, "
+        f"{metrics['tokens_per_s']:,.0f} tokens/s, distillation: {metrics['distillation']}"
+        + (f", llama.cpp/PyTorch agreement {agreement['agreement']:.0%}" if agreement else ""),
+        f"Run: {run_dir} (adapter/, adapter.gguf, metrics.json)",
+        f"Next: [bold]protege eval {directory}[/] (or try it: protege chat <student> --lora {run_dir / 'adapter.gguf'})",
+    )
+
+
 @app.command("eval")
 def eval_(
     directory: Annotated[Path, typer.Argument(help="project folder (holds protege.yaml)")] = Path("."),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,9 +80,13 @@ def _dequantize(gguf: Path, folder: Path) -> None:
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     except Exception as exc:  # transformers raises ValueError/KeyError/RuntimeError for unsupported GGUFs
         raise ProtegeError(f"{gguf}: transformers cannot load this GGUF for training: {exc}") from None
+    # The weights are already dequantized to float32; drop the GGUF marker that blocks saving.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
-    (partial / "source.txt").write_text(f"{gguf}\n{hashlib.sha256(str(gguf).encode()).hexdigest()}\n")
+    (partial / "source.txt").write_text(f"{gguf}\n")
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
 
