@@ -58,7 +58,7 @@ def tiny_student(tmp_path_factory, tiny_tokenizer) -> Path:
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(tiny_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, initializer_range=0.3,
         pad_token_id=tiny_tokenizer.pad_token_id, eos_token_id=tiny_tokenizer.eos_token_id,
     )  # fmt: skip
     folder = tmp_path_factory.mktemp("tiny-student")
