@@ -89,10 +89,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default backlog (5) refuses connections at high concurrency
+
+
 def start(port: int = 0, delay: float = 0.0, malformed_judge: bool = False) -> tuple[ThreadingHTTPServer, str]:
     """Serve in a background thread; returns the server (call .shutdown()) and its /v1 base URL."""
     handler = type("Handler", (_Handler,), {"delay": delay, "malformed_judge": malformed_judge, "served": 0})
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server = _Server(("127.0.0.1", port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/v1"

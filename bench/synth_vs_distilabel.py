@@ -1,0 +1,153 @@
+"""protege synth vs distilabel (self-instruct + text-generation) on the same docs and endpoint.
+
+Both talk to one local llama.cpp server (started here through protege's server pool) over the
+OpenAI protocol, and both are asked for the same number of pairs: `--chunks` chunks of the
+bike-shop example times `--questions` questions each. distilabel runs in its own venv
+(.bench-venv, no torch: `python3.11 -m venv .bench-venv && .bench-venv/bin/pip install
+"distilabel[openai]==1.5.3" requests`); this script calls itself there with --distilabel-side.
+
+What each does per pair is not the same, and the figures should be read with that in mind:
+distilabel writes questions (several per call) and answers them closed-book; protege writes
+one question per call, answers grounded in the chunk, runs the guard and a judge call, and
+drops pairs the judge scores low. Printed: wall time, teacher tokens, kept pairs per minute.
+
+    .venv/bin/python bench/synth_vs_distilabel.py [--model embedded:smollm2-135m-instruct] [--chunks 4] [--questions 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "examples" / "riverbend-bikes" / "docs"
+BENCH_PYTHON = ROOT / ".bench-venv" / "bin" / "python"
+ANSWER_MAX_TOKENS = 128
+
+
+def distilabel_side(url: str, chunks: list[str], questions: int, out: Path) -> None:
+    """Runs inside .bench-venv: distilabel's SelfInstruct -> ExpandColumns -> TextGeneration."""
+    from distilabel.models import OpenAILLM
+    from distilabel.pipeline import Pipeline
+    from distilabel.steps import ExpandColumns, LoadDataFromDicts
+    from distilabel.steps.tasks import SelfInstruct, TextGeneration
+
+    def llm(temperature: float, max_tokens: int) -> OpenAILLM:
+        return OpenAILLM(model="local", base_url=url, api_key="sk-local", timeout=600,
+                         generation_kwargs={"temperature": temperature, "max_new_tokens": max_tokens})  # fmt: skip
+
+    with Pipeline(name="protege-bench") as pipeline:
+        load = LoadDataFromDicts(data=[{"input": c} for c in chunks])
+        instruct = SelfInstruct(llm=llm(0.8, 256), num_instructions=questions,
+                                application_description="A bike shop's customer support assistant.")  # fmt: skip
+        expand = ExpandColumns(columns={"instructions": "instruction"})
+        answer = TextGeneration(llm=llm(0.0, ANSWER_MAX_TOKENS))
+        load >> instruct >> expand >> answer
+    t0 = time.perf_counter()
+    distiset = pipeline.run(use_cache=False)
+    wall = time.perf_counter() - t0
+    rows = list(distiset["default"]["train"])
+    pairs = [r for r in rows if r.get("instruction") and r.get("generation")]
+    tokens, seen = 0, set()
+    for r in rows:
+        meta = r.get("distilabel_metadata") or {}
+        for step, stats in meta.items():
+            if not step.startswith("statistics_") or not isinstance(stats, dict):
+                continue
+            key = (step, r["input"]) if "self_instruct" in step else (step, r["input"], r.get("instruction"))
+            if key in seen:  # expanded rows repeat their parent's self-instruct statistics
+                continue
+            seen.add(key)
+            tokens += sum(stats.get("input_tokens") or []) + sum(stats.get("output_tokens") or [])
+    out.write_text(json.dumps({"wall_s": wall, "pairs": len(pairs), "tokens": tokens}))
+
+
+def protege_side(url: str, license: str, chunks: int, questions: int) -> dict:
+    import yaml
+
+    from protege.project import Project
+    from protege.scaffold import init_project
+    from protege.synth import run
+
+    root = Path(tempfile.mkdtemp(prefix="synth-vs-distilabel-"))
+    try:
+        init_project(root / "p", docs=DOCS, name="riverbend")
+        cfg = root / "p" / "protege.yaml"
+        data = yaml.safe_load(cfg.read_text())
+        data["teacher"] = {"ref": f"openai:local@{url}", "license": license}
+        data["synth"] = {"max_chunks": chunks, "questions_per_chunk": questions, "answer_max_tokens": ANSWER_MAX_TOKENS,
+                         "type_mix": {"factual": 1, "how-to": 1}}  # fmt: skip
+        cfg.write_text(yaml.safe_dump(data))
+        project = Project.load(root / "p")
+        t0 = time.perf_counter()
+        result = run(project)
+        wall = time.perf_counter() - t0
+        tokens = sum(u["prompt_tokens"] + u["completion_tokens"] for u in result.usage)
+        return {"wall_s": wall, "pairs": result.counts["kept"], "tokens": tokens, "written": result.counts["questions"]}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def chunk_texts(chunks: int) -> list[str]:
+    """The same chunks protege will use (its own loader and seeded selection)."""
+    from protege.config import SynthConfig
+    from protege.corpus.chunk import chunk_document
+    from protege.corpus.load import load_documents
+    from protege.synth.pipeline import select_chunks
+
+    cfg = SynthConfig(max_chunks=chunks)
+    loaded = load_documents(DOCS)
+    all_chunks = [c for d in loaded.documents for c in chunk_document(d, cfg.chunk_tokens, cfg.chunk_overlap)]
+    return [c.text for c in select_chunks(all_chunks, cfg.max_chunks, cfg.seed)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="embedded:smollm2-135m-instruct", help="local model behind the endpoint")
+    parser.add_argument("--chunks", type=int, default=4)
+    parser.add_argument("--questions", type=int, default=2, help="questions per chunk")
+    args = parser.parse_args()
+    if not BENCH_PYTHON.exists():
+        sys.exit(f"{BENCH_PYTHON} missing: python3.11 -m venv .bench-venv && .bench-venv/bin/pip install 'distilabel[openai]==1.5.3' requests")
+
+    from protege.config import ModelConfig
+    from protege.models.endpoint import server_spec
+    from protege.models.server import POOL
+    from protege.synth.card import license_terms
+
+    server = POOL.get(server_spec(ModelConfig(ref=args.model)))
+    url = server.base_url
+    print(f"endpoint: {args.model} served by llama.cpp at {url}; {args.chunks} chunks x {args.questions} questions")
+
+    ours = protege_side(url, license_terms(ModelConfig(ref=args.model)), args.chunks, args.questions)
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "chunks.json"
+        spec.write_text(json.dumps(chunk_texts(args.chunks)))
+        out = Path(tmp) / "result.json"
+        env = dict(os.environ, HF_HUB_OFFLINE="1", DISTILABEL_LOG_LEVEL="WARNING")
+        subprocess.run([str(BENCH_PYTHON), __file__, "--distilabel-side", url, str(spec), str(args.questions), str(out)],
+                       check=True, env=env, stdout=subprocess.DEVNULL)  # fmt: skip
+        theirs = json.loads(out.read_text())
+    POOL.stop_all()
+
+    print(f"{'':<12} {'wall s':>8} {'tokens':>8} {'kept pairs':>11} {'pairs/min':>10}")
+    for name, r in (("protege", ours), ("distilabel", theirs)):
+        print(f"{name:<12} {r['wall_s']:>8.1f} {r['tokens']:>8,} {r['pairs']:>11} {r['pairs'] / r['wall_s'] * 60:>10.1f}")
+    ratio = (ours["pairs"] / ours["wall_s"]) / (theirs["pairs"] / theirs["wall_s"]) if theirs["pairs"] else float("nan")
+    print(f"pairs/min ratio protege/distilabel: {ratio:.2f} "
+          f"(protege wrote {ours['written']} questions and kept {ours['pairs']} after guard and judge; distilabel keeps all)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--distilabel-side":
+        url, spec, questions, out = sys.argv[2:6]
+        distilabel_side(url, json.loads(Path(spec).read_text()), int(questions), Path(out))
+    else:
+        main()
