@@ -121,7 +121,11 @@ class LLMGuard:
     def _messages(self, conversation: list[dict[str, str]]) -> list[dict[str, str]]:
         if self.native:
             return conversation
-        return [{"role": "system", "content": prompts.SYSTEM}, {"role": "user", "content": prompts.render(conversation)}]
+        shots = []
+        for question, answer in prompts.SHOTS:
+            shots += [{"role": "user", "content": prompts.render([{"role": "user", "content": question}])},
+                      {"role": "assistant", "content": answer}]  # fmt: skip
+        return [{"role": "system", "content": prompts.SYSTEM}, *shots, {"role": "user", "content": prompts.render(conversation)}]
 
     async def ask(self, conversation: list[dict[str, str]], *, use_cache: bool = True) -> str:
         """The guard model's raw answer for a conversation whose last turn is assessed."""
