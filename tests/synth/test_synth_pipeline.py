@@ -69,13 +69,17 @@ def test_raft_moa_logprobs_run_writes_the_documented_format(project_dir: Path, e
         assert oracle in ([], r["source"]["chunks"]) or sorted(oracle) == sorted(r["source"]["chunks"])
         assert r["teacher"]["proposers"] == [f"openai:canned@{url}"]
         lp = r["teacher"]["logprobs"]
-        assert lp and set(lp[0]) == {"token", "logprob", "bytes", "top"} and len(lp[0]["top"]) == 2
+        if "[EMAIL]" in r["messages"][2]["content"]:
+            assert lp is None  # redaction changed the answer the logprobs were for
+        else:
+            assert lp and set(lp[0]) == {"token", "logprob", "bytes", "top"} and len(lp[0]["top"]) == 2
         assert r["scores"] == {"groundedness": 8, "helpfulness": 7, "judge": f"openai:canned@{url}"}
         assert r["guard"]["safe"] is True
         assert r["meta"]["format"] == "raft" and r["meta"]["code_version"] and len(r["meta"]["config_hash"]) == 12
         assert "dee@riverbend-bikes.com" not in json.dumps(r["messages"])  # PII redacted by the guard
     assert not {c for r in train for c in r["source"]["chunks"]} & {c for r in held for c in r["source"]["chunks"]}
     assert sum(r["guard"]["redactions"] for r in rows) > 0
+    assert any(r["teacher"]["logprobs"] for r in rows)
 
     card = result.card.read_text()
     for needle in ("| files read | 4 |", "| files skipped | 1 |", "`broken.txt`: not UTF-8 text", "| chunks | 4 |",

@@ -188,7 +188,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
     items = [_Item(q) for q in plan]
     try:
         with _progress() as progress:
-            persona = await persona_mod.resolve_persona(project, corpus, teacher)
+            [persona] = await _each(progress, "persona", [persona_mod.resolve_persona(project, corpus, teacher)])
             top_k, logprobs_note = 0, "not requested"
             if synth.logprobs:
                 if await teacher.supports_logprobs():
@@ -234,6 +234,8 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
                     n += k
                 text, k = redact(it.answer.text)  # type: ignore[union-attr]
                 it.answer.text = text  # type: ignore[union-attr]
+                if k:  # the logprobs were for the text before redaction: they no longer line up
+                    it.answer.logprobs = None  # type: ignore[union-attr]
                 redactions += n + k
                 it.guard = {"safe": True, "categories": list(v.categories), "redactions": n + k}
 
