@@ -76,7 +76,7 @@ def test_without_llm_guard_probe_is_a_no_op_and_verdict_source_is_none():
 
 @pytest.mark.slow
 def test_student_as_guard_fails_the_probe_and_fails_closed(student_model):
-    guard = Guard(student_model)
+    guard = Guard(student_model.model_copy(update={"n_ctx": 4096}))  # room for the few-shot prompt
 
     async def go():
         with pytest.raises(ProtegeError, match="does not answer in the Llama Guard format|failed its probe"):

@@ -124,6 +124,8 @@ def _candidates(text: str, region: str) -> list[Span]:
         if span:
             found.append(span)
     for m in _DIGIT_RUN.finditer(text):
+        if m.start() and text[m.start() - 1].isalpha():
+            continue  # glued to letters: an IBAN-like or product code, not a card (DE89 3704 0044 ...)
         found += _card_spans(m.group(), m.start())
     for rx in (_IPV4, _IPV6):
         for m in rx.finditer(text):
