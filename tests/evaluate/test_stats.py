@@ -83,3 +83,8 @@ def test_estimate_fmt():
     text = e.fmt(1)
     assert text.startswith("2.0 [") and text.endswith("(n=3)")
     assert not math.isnan(e.low)
+
+
+def test_gap_recovered_says_when_the_teacher_is_below_the_untrained_student():
+    g = gap_recovered([5, 6, 5], [6, 7, 7], [3, 4, 2], seed=0)
+    assert g.value < 0 and "no gap to recover" in g.note

@@ -151,6 +151,7 @@ def build_blocks(results: list[dict[str, Any]], summary: dict[str, Any], images:
     models = _models(summary)
     students = [m for m in models if m != "teacher"]
     n = summary["n_questions"]
+    meta = summary["meta"]
     blocks: list[Block] = [Heading(f"protege eval: {summary['run']}", 1)]
     who = ", ".join(f"{m} = `{summary['models'][m]['ref']}`" + (" + LoRA" if summary["models"][m]["lora"] else "") for m in models)
     blocks.append(Para(f"{n} held-out questions. Models: {who}. Judge: `{summary['judge']}`. "
@@ -197,9 +198,11 @@ def build_blocks(results: list[dict[str, Any]], summary: dict[str, Any], images:
         rows.append([m, est(lat["p50"], 2, unit=" s"), est(lat["p95"], 2, unit=" s"), est(summary["tokens_per_s"][m], 1),
                      est(c, 4), c["basis"], logprobs if m != "teacher" else "-"])  # fmt: skip
     blocks.append(Table(["model", "latency p50", "latency p95", "tokens/s", "cost per 1,000 queries (USD)", "cost basis", "logprobs"], rows))
-    blocks.append(Para(f"Latency is the wall time of one request with the model alone on its machine; tokens/s is completion tokens over that "
+    load = meta.get("load_avg_1m")
+    quiet = f" The machine had {meta.get('cpus')} CPUs and a 1-minute load average of {load[0]:g} before answering and {load[1]:g} after (higher than the CPU count means other work shared the cores and slowed local models)." if load else ""
+    blocks.append(Para(f"Latency is the wall time of one request, with no other eval request in flight; tokens/s is completion tokens over that "
                        f"time (prompt processing included). Local compute is priced at ${summary['eval_config']['local_usd_per_hour']:g}/hour "
-                       f"(eval.local_usd_per_hour), assuming the machine serves one request at a time."))  # fmt: skip
+                       f"(eval.local_usd_per_hour), assuming the machine serves one request at a time.{quiet}"))  # fmt: skip
 
     blocks.append(Heading("Plots"))
     blocks += images
@@ -213,7 +216,7 @@ def build_blocks(results: list[dict[str, Any]], summary: dict[str, Any], images:
             a, t = r["answers"][student], r["answers"]["teacher"]
             blocks.append(SideBySide(
                 f"{r['id']} ({r['type']}): {r['question']}",
-                f"{student}: rubric {a['rubric']}, pairwise {a.get('pairwise') or 'n/a'}", a["text"] or "",
+                f"{student}: rubric {a['rubric']}, pairwise {_verdict(a)}", a["text"] or "",
                 f"teacher: rubric {t.get('rubric') if t.get('rubric') is not None else 'n/a'}", t["text"] or "",
             ))  # fmt: skip
 
@@ -227,10 +230,16 @@ def build_blocks(results: list[dict[str, Any]], summary: dict[str, Any], images:
             blocks.append(Para(f"... and {len(failures) - 50} more in results.jsonl."))
     else:
         blocks.append(Para("None: every judgment was read on the first attempt."))
-    meta = summary["meta"]
     blocks.append(Para(f"Per-question data: results.jsonl (recompute any figure from it). Config hash {meta['config_hash']}, "
                        f"protege {meta['code_version']}, {meta['created']}, {meta['wall_s']} s."))  # fmt: skip
     return blocks
+
+
+def _verdict(answer: dict[str, Any]) -> str:
+    orders = answer.get("pairwise_orders") or [None, None]
+    if answer.get("pairwise"):
+        return answer["pairwise"]
+    return "judge failed" if None in orders else f"inconsistent ({orders[0]} / {orders[1]} in the two orders)"
 
 
 # ---------------------------------------------------------------- rendering

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -236,8 +237,10 @@ def run(project: Project, run: str | None = None, fail_under: float | None = Non
     name = trained.name if trained else UNTRAINED_RUN
     t0 = time.monotonic()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    load_before = os.getloadavg()[0]
     with Progress(*columns, console=err, transient=False) as progress:
         collected = asyncio.run(_collect(project, items, trained, progress))
+    load_after = os.getloadavg()[0]
     answers = collected["answers"]
     _similarities(items, answers)
 
@@ -260,6 +263,9 @@ def run(project: Project, run: str | None = None, fail_under: float | None = Non
             "code_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "wall_s": round(time.monotonic() - t0, 1),
+            # Latencies of local models are only as good as the machine was quiet: say how busy it was.
+            "cpus": os.cpu_count(),
+            "load_avg_1m": [round(load_before, 2), round(load_after, 2)],
         },
     }
     summary = summarize(results, info)

@@ -132,6 +132,7 @@ def gap_recovered(
     if math.isclose(t, u, abs_tol=1e-9):
         return GapRecovered(None, None, None, n, UNDEFINED_GAP)
     point = float((s - u) / (t - u))
+    below = "the teacher scored below the untrained student: there is no gap to recover" if t < u else None
     if n < 2:
         return GapRecovered(point, None, None, n, "one question")
     rng = np.random.default_rng(seed)
@@ -144,8 +145,8 @@ def gap_recovered(
     ratios = (means[ok, 1] - means[ok, 0]) / denom[ok]
     alpha = (1 - confidence) / 2
     low, high = np.quantile(ratios, [alpha, 1 - alpha])
-    note = f"undefined in {undefined}/{n_resamples} resamples, left out" if undefined else None
-    return GapRecovered(point, float(low), float(high), n, note, undefined)
+    notes = [below] + ([f"undefined in {undefined}/{n_resamples} resamples, left out"] if undefined else [])
+    return GapRecovered(point, float(low), float(high), n, "; ".join(x for x in notes if x) or None, undefined)
 
 
 def percentile(q: float) -> Callable[[np.ndarray], float]:
