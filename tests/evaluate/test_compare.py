@@ -43,3 +43,16 @@ def test_compare_a_run_without_a_report_is_a_clear_error(project_dir):
     with pytest.raises(ProtegeError, match="no eval report for run 'run-x'") as exc:
         compare(project, "run-a", "run-x")
     assert "run-a" in str(exc.value)  # the hint lists the reports there are
+
+
+def test_compare_from_the_cli_prints_the_table_and_the_files(project_dir):
+    from typer.testing import CliRunner
+
+    from protege.cli import app
+
+    project = Project.load(project_dir)
+    _report(project, "run-a", [4, 5, 4, 6])
+    _report(project, "run-b", [6, 7, 5, 7])
+    res = CliRunner().invoke(app, ["eval", str(project_dir), "--compare", "run-a", "run-b"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "mean rubric: student" in res.output and "compare-run-a-vs-run-b.html" in res.output
