@@ -1,0 +1,228 @@
+"""Gateway overhead: `protege serve` against LiteLLM's proxy, both in front of the same upstream.
+
+The upstream is a tiny OpenAI-compatible ASGI app under uvicorn (`--upstream PORT` runs it) that
+answers at once with keep-alive, so what is measured is what each gateway adds: parsing, auth,
+routing, logging, the upstream call, the reply.
+
+    python bench/gateway_vs_litellm.py                      # needs LiteLLM in .bench-venv-litellm
+    python -m venv .bench-venv-litellm && .bench-venv-litellm/bin/pip install 'litellm[proxy]'
+
+Each gateway runs as its own process with its defaults and an API key (protege: a key from
+`protege keys create`, rule-layer guard, traffic log in SQLite, metrics; LiteLLM: a master key,
+no database). Sequential requests, sent to each in rotation, give the latency
+(added = gateway minus direct upstream, at p50 and p99), then concurrent clients give the most
+requests per second. Rounds alternate between the two and the best round of each is kept, since
+the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+LITELLM = ROOT / ".bench-venv-litellm" / "bin" / "litellm"
+BODY = {"model": "canned", "messages": [{"role": "user", "content": "What are your opening hours?"}], "max_tokens": 16}
+
+
+def free_port() -> int:
+    from protege.models.server import free_port as pick
+
+    return pick()
+
+
+def wait_ready(url: str, proc: subprocess.Popen, what: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{what} exited at start (code {proc.returncode})")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    sys.exit(f"{what} not ready after {timeout:.0f}s")
+
+
+REPLY = json.dumps({
+    "id": "chatcmpl-upstream", "object": "chat.completion", "created": 0, "model": "canned",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "We open at 9:00 on weekdays."},
+                 "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20},
+}).encode()  # fmt: skip
+MODELS = json.dumps({"object": "list", "data": [{"id": "canned", "object": "model", "owned_by": "bench"}]}).encode()
+
+
+async def upstream_app(scope: dict, receive, send) -> None:  # noqa: ANN001
+    """The fast upstream: drains the request, answers one fixed completion (or the model list)."""
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        more = (await receive()).get("more_body", False)
+    body = MODELS if scope["method"] == "GET" else REPLY
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+def start_upstream(logs: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--upstream", str(port)],
+                            stdout=(logs / "upstream.log").open("w"), stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}/v1"
+    wait_ready(f"{url}/models", proc, "canned upstream")
+    return proc, url
+
+
+def start_protege(upstream: str, work: Path) -> tuple[subprocess.Popen, str, str]:
+    project = work / "bench-agent"
+    (project / "docs").mkdir(parents=True)
+    model = {"ref": f"openai:canned@{upstream}", "concurrency": 256, "max_retries": 0}
+    config = {"name": "canned", "student": model, "teacher": model,
+              "serve": {"rate_limit_per_minute": 10_000_000, "max_queue": 1024}}  # fmt: skip
+    (project / "protege.yaml").write_text(yaml.safe_dump(config))
+    from protege.serve.keys import KeyStore
+
+    key, _ = KeyStore(project / "artifacts" / "keys.db").create("bench")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "protege.cli", "serve", str(project), "--port", str(port)],
+                            stdout=(work / "protege.log").open("w"), stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}/v1"
+    wait_ready(f"http://127.0.0.1:{port}/health", proc, "protege serve")
+    return proc, url, key
+
+
+def start_litellm(upstream: str, work: Path) -> tuple[subprocess.Popen, str, str]:
+    if not LITELLM.is_file():
+        sys.exit(f"LiteLLM not found at {LITELLM}: python -m venv .bench-venv-litellm && "
+                 ".bench-venv-litellm/bin/pip install 'litellm[proxy]'")  # fmt: skip
+    config = {"model_list": [{"model_name": "canned",
+                              "litellm_params": {"model": "openai/canned", "api_base": upstream, "api_key": "sk-bench"}}],
+              "litellm_settings": {"telemetry": False, "drop_params": True}}  # fmt: skip
+    cfg = work / "litellm.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    port = free_port()
+    key = "sk-" + secrets.token_hex(32)
+    env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_MODE": "PRODUCTION", "LITELLM_MASTER_KEY": key}
+    proc = subprocess.Popen([str(LITELLM), "--config", str(cfg), "--port", str(port), "--num_workers", "1"],
+                            stdout=(work / "litellm.log").open("w"), stderr=subprocess.STDOUT, env=env)  # fmt: skip
+    url = f"http://127.0.0.1:{port}/v1"
+    wait_ready(f"http://127.0.0.1:{port}/health/liveliness", proc, "litellm proxy")
+    return proc, url, key
+
+
+async def latencies(targets: dict[str, tuple[str, str]], n: int) -> dict[str, list[float]]:
+    """n rotations of one request to each target in turn (so machine noise hits all alike); seconds."""
+    clients = {name: httpx.AsyncClient(timeout=30, headers={"authorization": f"Bearer {key}"})
+               for name, (_, key) in targets.items()}  # fmt: skip
+    out: dict[str, list[float]] = {name: [] for name in targets}
+    try:
+        for i in range(n + 5):  # the first 5 warm up connections and lazy imports
+            for name, (url, _) in targets.items():
+                t0 = time.perf_counter()
+                resp = await clients[name].post(f"{url}/chat/completions", json=BODY)
+                if i >= 5:
+                    out[name].append(time.perf_counter() - t0)
+                resp.raise_for_status()
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    return out
+
+
+async def throughput(url: str, key: str, n: int, clients: int) -> tuple[float, int]:
+    """(requests/s, failures) for n requests from `clients` concurrent clients."""
+    remaining = iter(range(n))
+    failures = 0
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal failures
+        for _ in remaining:
+            resp = await client.post(f"{url}/chat/completions", json=BODY)
+            failures += resp.status_code != 200
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=60, limits=limits, headers={"authorization": f"Bearer {key}"}) as client:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(clients)))
+        return n / (time.perf_counter() - t0), failures
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if q < 100 else max(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300, help="sequential requests per latency round")
+    parser.add_argument("--load", type=int, default=1000, help="requests per throughput round")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients for throughput")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--upstream", type=int, metavar="PORT", help="only run the fast upstream on PORT")
+    args = parser.parse_args()
+    if args.upstream:
+        import uvicorn
+
+        uvicorn.run(upstream_app, host="127.0.0.1", port=args.upstream, log_level="warning", access_log=False)
+        return
+
+    work = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    procs = []
+    try:
+        upstream_proc, upstream = start_upstream(work)
+        procs.append(upstream_proc)
+        protege_proc, protege_url, protege_key = start_protege(upstream, work)
+        procs.append(protege_proc)
+        litellm_proc, litellm_url, litellm_key = start_litellm(upstream, work)
+        procs.append(litellm_proc)
+        targets = {"direct": (upstream, "none"), "protege": (protege_url, protege_key), "litellm": (litellm_url, litellm_key)}
+        best: dict[str, dict[str, float]] = {k: {"p50": 1e9, "p99": 1e9, "rps": 0.0, "failed": 0} for k in targets}
+        for r in range(args.rounds):
+            lats = asyncio.run(latencies(targets, args.requests))
+            for name, (url, key) in targets.items():
+                lat = lats[name]
+                rps, failed = asyncio.run(throughput(url, key, args.load, args.clients))
+                b = best[name]
+                b["p50"], b["p99"] = min(b["p50"], pct(lat, 50)), min(b["p99"], pct(lat, 99))
+                b["rps"], b["failed"] = max(b["rps"], rps), b["failed"] + failed
+                print(f"round {r + 1} {name:8s} p50 {pct(lat, 50) * 1e3:7.2f} ms  p99 {pct(lat, 99) * 1e3:7.2f} ms  "
+                      f"{rps:7.0f} req/s  failed {failed}", flush=True)  # fmt: skip
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+
+    d = best["direct"]
+    print(f"\nupstream alone: p50 {d['p50'] * 1e3:.2f} ms, p99 {d['p99'] * 1e3:.2f} ms, {d['rps']:.0f} req/s "
+          f"({args.requests} sequential requests to each in rotation, then {args.load} from {args.clients} clients; "
+          f"best of {args.rounds} rounds; {os.cpu_count()} CPU cores shared by client, upstream and gateway)")  # fmt: skip
+    print(f"{'gateway':10s} {'added p50':>10s} {'added p99':>10s} {'max req/s':>10s} {'failed':>7s}")
+    added = {}
+    for name in ("protege", "litellm"):
+        b = best[name]
+        added[name] = (b["p50"] - d["p50"], b["p99"] - d["p99"])
+        print(f"{name:10s} {added[name][0] * 1e3:8.2f}ms {added[name][1] * 1e3:8.2f}ms {b['rps']:10.0f} {int(b['failed']):7d}")
+    p, lt = best["protege"], best["litellm"]
+    print(f"\nratios (litellm / protege): added latency p50 x{added['litellm'][0] / added['protege'][0]:.2f}, "
+          f"p99 x{added['litellm'][1] / added['protege'][1]:.2f}; throughput protege / litellm x{p['rps'] / lt['rps']:.2f}")  # fmt: skip
+    print(f"logs in {work}")
+
+
+if __name__ == "__main__":
+    main()
