@@ -43,7 +43,7 @@ def curve_rows(curve: dict[str, np.ndarray], points: int = 11) -> tuple[list[str
     for target in np.linspace(0, 1, points):
         i = int(np.argmin(np.abs(shares - target)))
         rows.append([f"{shares[i]:.0%}", *(f"{curve[n][i]:.2f}" for n in names)])
-    return ["teacher calls", *[("random" if n == RANDOM_LINE else n) for n in names]], rows
+    return ["teacher calls", *[("random (expected)" if n == RANDOM_LINE else n) for n in names]], rows
 
 
 def headline(router: dict[str, Any], ev: dict[str, Any] | None) -> list[tuple[str, str]]:
