@@ -74,21 +74,44 @@ def test_without_llm_guard_probe_is_a_no_op_and_verdict_source_is_none():
     assert (v.safe, v.source, v.pii) == (True, "none", ["PHONE"])
 
 
+class CannedAnswer(LLMGuard):
+    """An LLM guard whose model answer is given: the model's words are the input under test."""
+
+    def __init__(self, answer: str):
+        super().__init__(ModelConfig(ref="ollama:any-model"))
+        self.answer = answer
+
+    async def ask(self, conversation, *, use_cache=True):
+        return self.answer
+
+
+def test_out_of_format_answer_fails_closed():
+    guard = Guard()
+    guard.llm = CannedAnswer("S1: Violent Crimes. helps plan, encourages")  # what SmolLM2 once answered
+    v = asyncio.run(guard.check([{"role": "user", "content": "How do I fix a chain?"}]))
+    assert (v.safe, v.categories, v.source) == (False, ["guard-error"], "llm")
+    assert "not a Llama Guard verdict" in v.reason
+    with pytest.raises(ProtegeError, match="does not answer in the Llama Guard format"):
+        asyncio.run(guard.probe())
+    guard.llm = CannedAnswer("safe")
+    with pytest.raises(ProtegeError, match="called a known-unsafe prompt safe"):
+        asyncio.run(guard.probe())
+
+
 @pytest.mark.slow
-def test_student_as_guard_fails_the_probe_and_fails_closed(student_model):
+def test_student_as_guard_fails_the_probe(student_model):
     guard = Guard(student_model.model_copy(update={"n_ctx": 4096}))  # room for the few-shot prompt
 
     async def go():
-        with pytest.raises(ProtegeError, match="does not answer in the Llama Guard format|failed its probe"):
+        try:
             await guard.probe()
-        # The same request the probe sent: at temperature 0 the same out-of-format answer.
-        v = await guard.check([{"role": "user", "content": prompts.PROBE_UNSAFE}])
-        await guard.aclose()
-        return v
+        finally:
+            await guard.aclose()
 
-    v = asyncio.run(go())
-    assert (v.safe, v.categories, v.source) == (False, ["guard-error"], "llm"), v  # fails closed
-    assert "not a Llama Guard verdict" in v.reason
+    # SmolLM2-135M either leaves the format or cannot tell the probes apart: a clear error either way.
+    with pytest.raises(ProtegeError, match="does not answer in the Llama Guard format|failed its probe"):
+        asyncio.run(go())
+    assert not guard.llm.probed
 
 
 @pytest.mark.slow
