@@ -4,7 +4,7 @@ The teacher is bench/canned_endpoint.py: an OpenAI-compatible server that sleeps
 per answer (network and queueing latency, no compute), so the figure measures protege's own
 pipeline: bounded concurrency, caching, parsing, filtering. Each run starts from an empty cache.
 
-    .venv/bin/python bench/synth_concurrency.py [--delay 0.3] [--chunks 8] [--questions 3]
+    .venv/bin/python bench/synth_concurrency.py [--delay 0.3] [--chunks 16] [--questions 4]
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ def one_run(url: str, concurrency: int, chunks: int, questions: int) -> tuple[fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--delay", type=float, default=0.3, help="endpoint seconds per answer")
-    parser.add_argument("--chunks", type=int, default=8)
-    parser.add_argument("--questions", type=int, default=3, help="questions per chunk")
+    parser.add_argument("--chunks", type=int, default=16)
+    parser.add_argument("--questions", type=int, default=4, help="questions per chunk")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32])
     args = parser.parse_args()
     server, url = canned_endpoint.start(delay=args.delay)

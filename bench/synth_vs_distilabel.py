@@ -65,7 +65,9 @@ def distilabel_side(url: str, chunks: list[str], questions: int, out: Path) -> N
             if key in seen:  # expanded rows repeat their parent's self-instruct statistics
                 continue
             seen.add(key)
-            tokens += sum(stats.get("input_tokens") or []) + sum(stats.get("output_tokens") or [])
+            for field in ("input_tokens", "output_tokens"):  # a list per generation, or one int
+                value = stats.get(field) or 0
+                tokens += sum(value) if isinstance(value, list) else int(value)
     out.write_text(json.dumps({"wall_s": wall, "pairs": len(pairs), "tokens": tokens}))
 
 
@@ -127,6 +129,7 @@ def main() -> None:
     print(f"endpoint: {args.model} served by llama.cpp at {url}; {args.chunks} chunks x {args.questions} questions")
 
     ours = protege_side(url, license_terms(ModelConfig(ref=args.model)), args.chunks, args.questions)
+    print(f"protege done: {json.dumps(ours)}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "chunks.json"
         spec.write_text(json.dumps(chunk_texts(args.chunks)))
