@@ -34,10 +34,14 @@ class Estimate:
         """`7.10 [6.50, 7.70] (n=40)`; `n/a (n=0: reason)` when there is no value."""
         if self.value is None:
             return f"n/a (n={self.n}{': ' + self.note if self.note else ''})"
-        v = f"{self.value * scale:.{digits}f}{unit}"
+        def num(x: float) -> str:
+            text = f"{x * scale:.{digits}f}"
+            return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.00"
+
+        v = f"{num(self.value)}{unit}"
         if self.low is None or self.high is None:
             return f"{v} (n={self.n}, no interval{': ' + self.note if self.note else ''})"
-        return f"{v} [{self.low * scale:.{digits}f}, {self.high * scale:.{digits}f}] (n={self.n})"
+        return f"{v} [{num(self.low)}, {num(self.high)}] (n={self.n}{'; ' + self.note if self.note else ''})"
 
 
 def _clean(values: Sequence[float | None]) -> np.ndarray:
