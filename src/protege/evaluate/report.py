@@ -200,6 +200,10 @@ def build_blocks(results: list[dict[str, Any]], summary: dict[str, Any], images:
     blocks.append(Table(["model", "latency p50", "latency p95", "tokens/s", "cost per 1,000 queries (USD)", "cost basis", "logprobs"], rows))
     load = meta.get("load_avg_1m")
     quiet = f" The machine had {meta.get('cpus')} CPUs and a 1-minute load average of {load[0]:g} before answering and {load[1]:g} after (higher than the CPU count means other work shared the cores and slowed local models)." if load else ""
+    cached = meta.get("cached_answers") or {}
+    if any(cached.values()):
+        quiet += (" Answers served from the cache keep the latency measured when they were first asked, under that run's load: "
+                  + ", ".join(f"{m} {k} of {n}" for m, k in cached.items()) + ".")  # fmt: skip
     blocks.append(Para(f"Latency is the wall time of one request, with no other eval request in flight; tokens/s is completion tokens over that "
                        f"time (prompt processing included). Local compute is priced at ${summary['eval_config']['local_usd_per_hour']:g}/hour "
                        f"(eval.local_usd_per_hour), assuming the machine serves one request at a time.{quiet}"))  # fmt: skip

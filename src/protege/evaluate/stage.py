@@ -143,6 +143,7 @@ async def _answer_all(client: ChatClient, items: list[dict[str, Any]], max_token
         try:
             c = await client.complete(item["messages"], max_tokens=max_tokens, temperature=0.0, top_logprobs=1 if logprobs else 0)
             out.append(answer_fields(c, None))
+            out[-1]["_cached"] = c.cached
         except ProtegeError as exc:
             # One bad question (say, longer than the context) must not sink the whole eval.
             out.append(answer_fields(None, str(exc)))
@@ -200,7 +201,9 @@ async def _collect(project: Project, items: list[dict[str, Any]], trained: Train
     finally:
         for c in clients.values():
             await c.aclose()
-    return {"answers": answers, "logprobs": logprobs, "models": models}
+    # Cached answers keep the latency measured when first asked; the report says how many.
+    cached = {m: sum(bool(a.pop("_cached", False)) for a in col) for m, col in answers.items()}
+    return {"answers": answers, "logprobs": logprobs, "models": models, "cached_answers": cached}
 
 
 def _similarities(items: list[dict[str, Any]], answers: dict[str, list[dict[str, Any]]]) -> None:
@@ -266,6 +269,7 @@ def run(project: Project, run: str | None = None, fail_under: float | None = Non
             # Latencies of local models are only as good as the machine was quiet: say how busy it was.
             "cpus": os.cpu_count(),
             "load_avg_1m": [round(load_before, 2), round(load_after, 2)],
+            "cached_answers": collected["cached_answers"],
         },
     }
     summary = summarize(results, info)
