@@ -229,7 +229,7 @@ def test_restart_keeps_the_log_and_feedback(tmp_path, student_model):
 
 def test_two_agents_one_gateway_keys_scoped(tmp_path, student_model):
     a = make_project(tmp_path / "a", "alpha")
-    b = make_project(tmp_path / "b", "beta")
+    b = make_project(tmp_path / "b", "beta", adapter=False)
     key_a, _ = KeyStore(a.paths.keys_db).create("a")
     gw = start_gateway([a, b])
     try:
@@ -238,8 +238,10 @@ def test_two_agents_one_gateway_keys_scoped(tmp_path, student_model):
         assert sorted(m.id for m in client.models.list()) == ["alpha", "alpha-student", "alpha-teacher"]
         with pytest.raises(openai.NotFoundError):
             client.chat.completions.create(model="beta", messages=ASK, max_tokens=2)
-        loras = {s.spec.lora for s in POOL.running()}
-        assert {a.paths.model_run("run-1") / "adapter.gguf", b.paths.model_run("run-1") / "adapter.gguf"} <= loras
+        beta = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="none", max_retries=0)
+        with pytest.raises(openai.AuthenticationError):  # alpha's key turns keys on for the whole gateway
+            beta.chat.completions.create(model="beta", messages=ASK, max_tokens=2)
+        assert a.paths.model_run("run-1") / "adapter.gguf" in {s.spec.lora for s in POOL.running()}
     finally:
         gw.stop()
 
@@ -248,7 +250,7 @@ def test_cascade_escalates_an_unsure_student(tmp_path, student_model):
     """Cascade router, threshold 0: any answer with a negative mean logprob is escalated to the teacher."""
     from protege.route.routers import Cascade
 
-    project = make_project(tmp_path / "casc", "casc")
+    project = make_project(tmp_path / "casc", "casc", adapter=False)  # the base answers for both: no new server
     save_router(project, Cascade("mean_logprob"), 0.0)
     gw = start_gateway([project])
     try:
