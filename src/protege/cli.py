@@ -302,7 +302,7 @@ def harvest(
     next_steps(
         f"[green]Harvested[/] {result.added} row(s) into {result.path} (appended to {project.paths.train_jsonl}; "
         f"{result.duplicates} near-duplicate(s) dropped, {result.redactions} PII span(s) redacted)",
-        f"Next: protege train {directory}  (continues from the last run)",
+        f"Next: protege train {directory}  (a new run on the grown train.jsonl; then protege serve picks it up)",
     )
 
 

@@ -4,7 +4,7 @@ Only requests the teacher answered, that finished well and that no one rated dow
 PII is redacted from every message; questions that repeat the dataset (train or eval, so eval
 stays clean) or each other are dropped. The rows land as a new dataset version:
 `artifacts/data/harvest-<n>.jsonl`, appended to train.jsonl, recorded in `versions.jsonl` and
-in a section of the data card, so `protege train` can continue from the last run.
+in a section of the data card, so the next `protege train` learns from them.
 """
 
 from __future__ import annotations
