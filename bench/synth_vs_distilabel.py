@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 import os
 import shutil
 import subprocess
@@ -84,15 +85,19 @@ def protege_side(url: str, license: str, chunks: int, questions: int) -> dict:
         cfg = root / "p" / "protege.yaml"
         data = yaml.safe_load(cfg.read_text())
         data["teacher"] = {"ref": f"openai:local@{url}", "license": license}
+        # judge_threshold 0: a stand-in as small as the 135M student cannot grade, so only a judge
+        # answer with no scores at all drops a pair (the judge call is still made and timed).
         data["synth"] = {"max_chunks": chunks, "questions_per_chunk": questions, "answer_max_tokens": ANSWER_MAX_TOKENS,
-                         "type_mix": {"factual": 1, "how-to": 1}}  # fmt: skip
+                         "type_mix": {"factual": 1, "how-to": 1}, "judge_threshold": 0}  # fmt: skip
         cfg.write_text(yaml.safe_dump(data))
         project = Project.load(root / "p")
         t0 = time.perf_counter()
         result = run(project)
         wall = time.perf_counter() - t0
         tokens = sum(u["prompt_tokens"] + u["completion_tokens"] for u in result.usage)
-        return {"wall_s": wall, "pairs": result.counts["kept"], "tokens": tokens, "written": result.counts["questions"]}
+        reasons = Counter(json.loads(line)["reason"] for line in result.dropped.read_text().splitlines())
+        return {"wall_s": wall, "pairs": result.counts["kept"], "tokens": tokens, "written": result.counts["questions"],
+                "dropped": dict(reasons)}  # fmt: skip
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -144,8 +149,8 @@ def main() -> None:
     for name, r in (("protege", ours), ("distilabel", theirs)):
         print(f"{name:<12} {r['wall_s']:>8.1f} {r['tokens']:>8,} {r['pairs']:>11} {r['pairs'] / r['wall_s'] * 60:>10.1f}")
     ratio = (ours["pairs"] / ours["wall_s"]) / (theirs["pairs"] / theirs["wall_s"]) if theirs["pairs"] else float("nan")
-    print(f"pairs/min ratio protege/distilabel: {ratio:.2f} "
-          f"(protege wrote {ours['written']} questions and kept {ours['pairs']} after guard and judge; distilabel keeps all)")  # fmt: skip
+    print(f"pairs/min ratio protege/distilabel: {ratio:.2f} (protege wrote {ours['written']} questions and kept "
+          f"{ours['pairs']} after dedup, guard and judge, dropped {ours['dropped']}; distilabel keeps every pair)")  # fmt: skip
 
 
 if __name__ == "__main__":
