@@ -80,7 +80,9 @@ def database_url(db: str | None, default_path: Path) -> str:
     if db:
         if "://" not in db:
             raise ProtegeError(f"--db '{db}' is not a database URL; use e.g. postgresql://user@host/db")
-        return db
+        scheme, rest = db.split("://", 1)
+        # SQLAlchemy's plain postgresql:// means psycopg2; the maintained driver is psycopg (3).
+        return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else db
     default_path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{default_path}"
 
