@@ -5,11 +5,12 @@ when a router is fitted; a gateway then embeds one query per request. Through to
 7-13 ms for a short query on this CPU, mostly per-layer overhead, which alone would break the
 10 ms p99 budget for a decision. The same BERT forward pass (6 layers, 384 wide, mean pooling,
 L2 norm) written as a dozen numpy matmuls takes about a millisecond and imports nothing heavy.
-tests/route/test_embed.py checks that both give the same vectors, so fit and serve agree.
+tests/route/test_route_stage.py checks that both give the same vectors, so fit and serve agree.
 """
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarr
 def _gelu(x: np.ndarray) -> np.ndarray:
     from scipy.special import erf
 
-    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+    return 0.5 * x * (1.0 + erf(x * (1.0 / math.sqrt(2.0))))
 
 
 class QueryEncoder:
@@ -38,7 +39,10 @@ class QueryEncoder:
 
     def __init__(self, folder: Path):
         from safetensors.numpy import load_file
+        from threadpoolctl import ThreadpoolController
         from tokenizers import Tokenizer
+
+        self._blas = ThreadpoolController()
 
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         # The file pads every input to 128 tokens; one query needs no padding at all.
@@ -67,6 +71,10 @@ class QueryEncoder:
 
     def encode_one(self, text: str) -> np.ndarray:
         """float32 vector of shape (384,), L2-normalized, as `embeddings.encode([text])[0]`."""
+        with self._blas.limit(limits=1, user_api="blas"):
+            return self._forward(text)
+
+    def _forward(self, text: str) -> np.ndarray:
         ids = np.asarray(self.tokenizer.encode(text).ids)
         x = self.word[ids] + self.position[: len(ids)] + self.token_type
         x = _layer_norm(x, *self.emb_norm)
@@ -74,12 +82,14 @@ class QueryEncoder:
         hd = d // HEADS
         for qkv_w, qkv_b, o_w, o_b, ln1_w, ln1_b, up_w, up_b, down_w, down_b, ln2_w, ln2_b in self.layers:
             q, k, v = (x @ qkv_w + qkv_b).reshape(n, 3, HEADS, hd).transpose(1, 2, 0, 3)
-            att = q @ k.transpose(0, 2, 1) / np.sqrt(hd)
+            att = q @ k.transpose(0, 2, 1) * (1.0 / math.sqrt(hd))
             att = np.exp(att - att.max(-1, keepdims=True))
             att /= att.sum(-1, keepdims=True)
             ctx = (att @ v).transpose(1, 0, 2).reshape(n, d)
             x = _layer_norm(x + ctx @ o_w + o_b, ln1_w, ln1_b)
             x = _layer_norm(x + _gelu(x @ up_w + up_b) @ down_w + down_b, ln2_w, ln2_b)
+        # Python floats above, never numpy float64 scalars: those would promote every
+        # activation (and every weight it meets) to float64, doubling the cost.
         pooled = x.mean(0)
         return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
 
