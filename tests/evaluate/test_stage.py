@@ -82,3 +82,18 @@ def test_answer_fields_summarize_logprobs():
     assert a["mean_logprob"] == -1.5 and a["min_logprob"] == -2.5 and a["error"] is None
     failed = answer_fields(None, "context too long")
     assert failed["text"] is None and failed["error"] == "context too long"
+
+
+def test_async_work_runs_from_inside_a_running_event_loop():
+    import asyncio
+
+    from protege.evaluate.stage import _run_async
+
+    async def inner():
+        return 42
+
+    async def caller():  # e.g. a notebook, or playwright's sync API holding the loop
+        return _run_async(inner())
+
+    assert _run_async(inner()) == 42
+    assert asyncio.run(caller()) == 42

@@ -221,6 +221,19 @@ def _similarities(items: list[dict[str, Any]], answers: dict[str, list[dict[str,
         answers[name][i]["similarity"] = round(float(v @ refs[i]), 4)
 
 
+def _run_async(coro: Any) -> Any:
+    """asyncio.run, also from a caller that already runs an event loop (a notebook, a server,
+    playwright's sync API): then the coroutine gets its own loop in a worker thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def run(project: Project, run: str | None = None, fail_under: float | None = None) -> EvalResult:
     """Evaluate the trained student (or, without one, the untrained student) against the teacher.
 
@@ -242,7 +255,7 @@ def run(project: Project, run: str | None = None, fail_under: float | None = Non
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     load_before = os.getloadavg()[0]
     with Progress(*columns, console=err, transient=False) as progress:
-        collected = asyncio.run(_collect(project, items, trained, progress))
+        collected = _run_async(_collect(project, items, trained, progress))
     load_after = os.getloadavg()[0]
     answers = collected["answers"]
     _similarities(items, answers)
