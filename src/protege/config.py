@@ -154,6 +154,7 @@ class RouteConfig(Strict):
     target_quality: float = Field(0.95, gt=0, le=1, description="share of teacher-only quality")
     teacher_budget: float | None = Field(None, gt=0, le=1, description="max share of teacher calls")
     folds: int = Field(5, ge=2)
+    min_examples: int = Field(10, ge=4, description="fewest labelled queries a router is fitted on")
     seed: int = 0
 
 

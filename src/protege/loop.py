@@ -25,11 +25,12 @@ from protege.project import Project
 STAGES = ("synth", "train", "eval", "route")
 
 # --quick: the smallest loop that still exercises every stage with real models (CI runs it).
+# The router is fitted on a handful of queries here: a smoke test of the stage, not a router.
 QUICK = {
-    "synth": {"max_chunks": 3, "questions_per_chunk": 2, "answer_max_tokens": 64, "eval_fraction": 0.34},
+    "synth": {"max_chunks": 4, "questions_per_chunk": 3, "answer_max_tokens": 64, "eval_fraction": 0.5},
     "train": {"max_steps": 8, "batch_size": 4, "max_seq_len": 256, "checkpoint_every": 4},
-    "eval": {"max_questions": 3, "max_tokens": 64, "bootstrap": 500},
-    "route": {"folds": 2},
+    "eval": {"max_questions": 6, "max_tokens": 64, "bootstrap": 500},
+    "route": {"folds": 2, "min_examples": 4},
 }
 
 

@@ -28,7 +28,6 @@ from protege.route.metrics import NoGapError, RouterMetrics, check_gap, router_m
 from protege.route.router import Router, read_info, save
 from protege.route.routers import KINDS, SCORERS, Queries, Random
 
-MIN_EXAMPLES = 10
 LABELLED = "labelled.jsonl"
 PREVIOUS_CURVE = "curve.previous.csv"
 
@@ -156,9 +155,9 @@ def run(project: Project, *, extra: int = 0, traffic: bool = False) -> FitResult
         notes += collect(project, router_dir / LABELLED, extra=extra, traffic=traffic, student_key=key)
     examples = build_examples([("eval", eval_rows), *_stored_rows(router_dir)], cfg, key)
     measure = "rubric score" if cfg.label == "margin" else "share not worse than the teacher"
-    if len(examples) < MIN_EXAMPLES:
+    if len(examples) < cfg.min_examples:
         raise ProtegeError(
-            f"only {len(examples)} usable labelled queries ({results_path}); a router needs at least {MIN_EXAMPLES}"
+            f"only {len(examples)} usable labelled queries ({results_path}); a router needs at least {cfg.min_examples}"
             + (f"; skipped: {dict(examples.skipped)}" if examples.skipped else ""),
             hint="evaluate more questions, or add some with `protege route fit DIR --extra 40`",
         )
