@@ -45,6 +45,7 @@ Reply with the question only."""
 ANSWER_SYSTEM = """{system}
 
 Ground every statement in the reference below. Do not invent facts, prices or dates that it does not give.
+Answer in at most three sentences: a small model learns from your answer, and people read it on a phone.
 Reference:
 {reference}"""
 
