@@ -67,9 +67,12 @@ def project_dir(tmp_path: Path) -> Path:
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser():
-    """Headless Debian Chromium driven by playwright (no playwright browser download)."""
+    """Headless Debian Chromium driven by playwright (no playwright browser download).
+
+    Function-scoped on purpose: playwright's sync API keeps an event loop running in the main
+    thread while it is open, which would break every later test that calls asyncio.run()."""
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"{CHROMIUM} not found: run `make browser` (apt-get install chromium)")
     from playwright.sync_api import sync_playwright

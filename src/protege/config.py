@@ -169,7 +169,10 @@ class GuardConfig(Strict):
 class ServeConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    retrieval: bool = False
+    retrieval: bool = Field(False, description="add the top-k doc chunks to the student's prompt")
+    teacher_retrieval: bool = Field(
+        True, description="add them to the teacher's prompt: a frontier model does not know the owner's docs"
+    )
     retrieval_k: int = Field(3, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1024)
     max_queue: int = Field(64, ge=1)

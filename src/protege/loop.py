@@ -72,7 +72,8 @@ def fingerprint(project: Project, stage: str) -> str:
         from protege.train import latest_run
 
         run = latest_run(project)
-        parts = [cfg.eval, cfg.judge_model, cfg.teacher, cfg.student, cfg.persona,
+        retrieval = [cfg.serve.teacher_retrieval, cfg.serve.retrieval_k, files_digest(project.docs_dir)]
+        parts = [cfg.eval, cfg.judge_model, cfg.teacher, cfg.student, cfg.persona, retrieval,
                  files_digest(paths.eval_jsonl), files_digest(run / "adapter.gguf") if run else None]  # fmt: skip
     elif stage == "route":
         report = _latest_report(project)

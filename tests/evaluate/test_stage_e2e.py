@@ -66,6 +66,7 @@ def evaluated(tmp_path_factory, teacher_model, student_model):
     cfg["teacher"] = teacher_model.model_dump(exclude_defaults=True)
     cfg["eval"] = {"max_tokens": 32, "bootstrap": 200}
     (root / "protege.yaml").write_text(yaml.safe_dump(cfg))
+    (root / "docs" / "hours.md").write_text(f"# Hours\n\n{SOURCE}\n")  # the teacher's excerpts come from here
     project = Project.load(root)
     project.paths.data.mkdir(parents=True, exist_ok=True)
     rows = [{"id": i, "type": t, "source": {"chunks": ["hours.md#0"], "files": ["hours.md"], "text": SOURCE},

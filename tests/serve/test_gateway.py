@@ -279,6 +279,19 @@ def test_guard_blocks_an_injection_and_logs_why(live):
     assert json.loads(row["guard"])["input"]["categories"] == ["injection"]
 
 
+def test_teacher_gets_excerpts_by_default_and_the_student_only_when_asked(tmp_path, student_model):
+    project = make_project(tmp_path / "docs", "docs", adapter=False, serve={"retrieval_k": 1},
+                           persona="You are the Riverbend bike shop.")  # fmt: skip
+    (project.root / "docs" / "repairs.md").write_text("# Repairs\n\nA flat tyre repair costs $15 while you wait.\n")
+    gw = start_gateway([project])
+    try:
+        prompts = gw.gateway.prompt(gw.gateway.agents["docs"], [{"role": "user", "content": "Puncture repair price?"}])
+        assert "$15" in prompts["teacher"][0]["content"]
+        assert prompts["student"][0]["content"] == "You are the Riverbend bike shop."
+    finally:
+        gw.stop()
+
+
 def test_retrieval_puts_the_closest_chunk_in_the_prompt(tmp_path, student_model):
     project = make_project(tmp_path / "docs", "docs", adapter=False, serve={"retrieval": True, "retrieval_k": 1},
                            persona="You are the Riverbend bike shop.")  # fmt: skip
@@ -286,10 +299,11 @@ def test_retrieval_puts_the_closest_chunk_in_the_prompt(tmp_path, student_model)
     gw = start_gateway([project])
     try:
         agent = gw.gateway.agents["docs"]
-        prompt = gw.gateway.prompt(agent, [{"role": "user", "content": "How much is fixing a puncture?"}])
-        system = prompt[0]["content"]
-        assert system.startswith("You are the Riverbend bike shop.")
-        assert "$15" in system and "9:00-18:00" not in system
+        prompts = gw.gateway.prompt(agent, [{"role": "user", "content": "How much is fixing a puncture?"}])
+        for route in ("student", "teacher"):
+            system = prompts[route][0]["content"]
+            assert system.startswith("You are the Riverbend bike shop.")
+            assert "$15" in system and "9:00-18:00" not in system
         reply = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="none", max_retries=0).chat.completions.create(
             model="docs", messages=[{"role": "user", "content": "How much is fixing a puncture?"}], max_tokens=4)  # fmt: skip
         assert reply.model_extra["protege"]["route"] == "student"

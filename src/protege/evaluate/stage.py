@@ -151,6 +151,29 @@ async def _answer_all(client: ChatClient, items: list[dict[str, Any]], max_token
     return out
 
 
+def teacher_prompts(project: Project, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The teacher is asked as the gateway asks it: with the top-k document excerpts in its
+    system prompt when serve.teacher_retrieval is on (it does not know the owner's docs)."""
+    cfg = project.config.serve
+    if not cfg.teacher_retrieval:
+        return items
+    from protege.corpus import load_chunks
+    from protege.corpus.retrieve import Retriever
+
+    retriever = Retriever(load_chunks(project))
+    out = []
+    for item in items:
+        messages = [dict(m) for m in item["messages"]]
+        question = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+        excerpts = retriever.excerpts(question, cfg.retrieval_k)
+        if messages and messages[0]["role"] == "system":
+            messages[0]["content"] += excerpts
+        else:
+            messages.insert(0, {"role": "system", "content": excerpts.strip()})
+        out.append({**item, "messages": messages})
+    return out
+
+
 async def _collect(project: Project, items: list[dict[str, Any]], trained: TrainedRun | None, progress) -> dict[str, Any]:  # noqa: ANN001
     cfg = project.config
     cache = project.paths.cache_db
@@ -167,7 +190,8 @@ async def _collect(project: Project, items: list[dict[str, Any]], trained: Train
             task = progress.add_task(f"answers: {name}", total=len(items))
             clients[name] = open_client(model, cache_path=cache, lora=lora)
             logprobs[name] = name != "teacher" and await clients[name].supports_logprobs()
-            answers[name] = await _answer_all(clients[name], items, cfg.eval.max_tokens, logprobs[name], lambda t=task: progress.advance(t))
+            asked = teacher_prompts(project, items) if name == "teacher" else items
+            answers[name] = await _answer_all(clients[name], asked, cfg.eval.max_tokens, logprobs[name], lambda t=task: progress.advance(t))
 
         judge_client = open_client(cfg.judge_model, cache_path=cache)
         clients["judge"] = judge_client
@@ -275,7 +299,7 @@ def run(project: Project, run: str | None = None, fail_under: float | None = Non
                    for m, (mc, _) in collected["models"].items()},  # fmt: skip
         "eval_config": cfg.eval.model_dump(mode="json"),
         "meta": {
-            "config_hash": section_hash(cfg.eval, cfg.student, cfg.teacher, cfg.judge_model),
+            "config_hash": section_hash(cfg.eval, cfg.student, cfg.teacher, cfg.judge_model, cfg.serve.teacher_retrieval),
             "code_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "wall_s": round(time.monotonic() - t0, 1),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from protege.config import ModelConfig
+from protege.corpus.retrieve import Retriever
 from protege.errors import ProtegeError
 from protege.models.client import ChatClient
 from protege.models.refs import parse_ref
@@ -87,22 +88,6 @@ class Backend:
             await self.client.aclose()
 
 
-class Retriever:
-    """Top-k document chunks for a question (MiniLM cosine similarity over the project's chunks)."""
-
-    def __init__(self, chunks: list[Any]):
-        from protege.models.embeddings import encode
-
-        self.chunks = chunks
-        self.vectors = encode([c.text for c in chunks])
-
-    def top(self, query: str, k: int) -> list[Any]:
-        from protege.models.embeddings import encode
-
-        scores = self.vectors @ encode([query])[0]
-        return [self.chunks[i] for i in scores.argsort()[::-1][:k]]
-
-
 @dataclass
 class Agent:
     """A project as the gateway serves it, under the model names `name`, `name-student`, `name-teacher`."""
@@ -175,11 +160,12 @@ async def load_agent(project: Project) -> Agent:
     except ProtegeError as exc:
         notes.append(f"{project.name}: teacher unavailable ({exc}): the student answers everything")
     retriever = None
-    if cfg.serve.retrieval:
+    if cfg.serve.retrieval or cfg.serve.teacher_retrieval:
         from protege.corpus import load_chunks
 
         retriever = await asyncio.to_thread(lambda: Retriever(load_chunks(project)))
-        notes.append(f"{project.name}: retrieval on ({len(retriever.chunks)} chunks, top {cfg.serve.retrieval_k})")
+        who = " and ".join(w for w, on in (("student", cfg.serve.retrieval), ("teacher", cfg.serve.teacher_retrieval)) if on)
+        notes.append(f"{project.name}: retrieval for the {who} ({len(retriever.chunks)} chunks, top {cfg.serve.retrieval_k})")
     router = await asyncio.to_thread(_load_router, project, notes)
     guard = await _load_guard(project, notes)
     return Agent(project, student, teacher, persona_for(project), router, guard, retriever, notes)

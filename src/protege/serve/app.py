@@ -37,6 +37,9 @@ from protege.serve.metrics import Metrics
 from protege.serve.schema import APIError, ChatRequest, FeedbackRequest, bad_request
 from protege.serve.traffic import TrafficLog, TrafficRecord, database_url
 
+# The messages each route is sent: {"student": [...], "teacher": [...]} (see Gateway.prompt).
+Prompts = dict[str, list[dict[str, str]]]
+
 REFUSAL = "Sorry, I can't help with that. Please rephrase, or ask about something else."
 KEY_CACHE_S = 5.0  # a revoked key stops working within this long
 
@@ -191,17 +194,21 @@ class Gateway:
 
     # -- answering -------------------------------------------------------------------------------
 
-    def prompt(self, agent: Agent, messages: list[dict[str, str]]) -> list[dict[str, str]]:
-        """The persona (unless the client sent a system message) plus retrieved document chunks."""
+    def prompt(self, agent: Agent, messages: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
+        """Per route: the persona (unless the client sent a system message) plus, where that
+        route has retrieval on, the top-k document chunks for the last user turn."""
         system = next((m["content"] for m in messages if m["role"] == "system"), None)
         rest = [m for m in messages if m["role"] != "system"]
         system = system if system is not None else agent.persona
+        cfg = agent.project.config.serve
+        excerpts = ""
         if agent.retriever is not None:
             question = next(m["content"] for m in reversed(rest) if m["role"] == "user")
-            chunks = agent.retriever.top(question, agent.project.config.serve.retrieval_k)
-            notes = "\n\n".join(f"[{c.id}]\n{c.text}" for c in chunks)
-            system += f"\n\nUse these excerpts from our documents when they help:\n\n{notes}"
-        return [{"role": "system", "content": system}, *rest]
+            excerpts = agent.retriever.excerpts(question, cfg.retrieval_k)
+        return {
+            route: [{"role": "system", "content": system + (excerpts if on else "")}, *rest]
+            for route, on in (("student", cfg.retrieval), ("teacher", cfg.teacher_retrieval))
+        }
 
     async def plan(self, agent: Agent, mode: str, messages: list[dict[str, str]]) -> tuple[str, str]:
         """(route, reason) before any fallback."""
@@ -235,16 +242,16 @@ class Gateway:
         detail = "timed out" if isinstance(exc, TimeoutError) else str(exc)
         return f"{backend.label} failed ({detail[:200]})"
 
-    async def _call(self, agent: Agent, backend: Backend, prompt: list[dict[str, str]], req: ChatRequest,
+    async def _call(self, agent: Agent, backend: Backend, prompt: Prompts, req: ChatRequest,
                     logprobs: bool = False) -> Completion:  # fmt: skip
         call = backend.client.complete(  # type: ignore[union-attr]
-            prompt, temperature=req.temperature, max_tokens=req.token_limit(agent.project.config.serve.max_tokens),
+            prompt[backend.label], temperature=req.temperature, max_tokens=req.token_limit(agent.project.config.serve.max_tokens),
             stop=req.stops(), seed=req.seed, use_cache=False, top_logprobs=1 if logprobs else 0,
         )  # fmt: skip
         return await asyncio.wait_for(call, self._timeout(agent, backend))
 
     async def complete(self, agent: Agent, mode: str, route: str, reason: str,
-                       prompt: list[dict[str, str]], req: ChatRequest) -> Answer:  # fmt: skip
+                       prompt: Prompts, req: ChatRequest) -> Answer:  # fmt: skip
         cascade = self.cascades(agent, mode)
         failures: list[str] = []
         for backend in self.backends(agent, route, mode):
@@ -261,7 +268,7 @@ class Gateway:
         raise APIError(502, "No model could answer: " + "; ".join(failures or ["no backend available"]),
                        type="server_error", code="upstream_error")  # fmt: skip
 
-    async def escalate(self, agent: Agent, student: Answer, prompt: list[dict[str, str]], req: ChatRequest) -> Answer:
+    async def escalate(self, agent: Agent, student: Answer, prompt: Prompts, req: ChatRequest) -> Answer:
         """Cascade: keep the student's answer unless its token logprobs say it was unsure."""
         lps = [t.logprob for t in (student.completion.logprobs if student.completion else None) or []]
         mean, low = (sum(lps) / len(lps), min(lps)) if lps else (None, None)
@@ -278,7 +285,7 @@ class Gateway:
         return Answer(c.text, "teacher", f"cascade: student unsure ({shown}); escalated", agent.teacher, c)
 
     async def open_stream(self, agent: Agent, mode: str, route: str, reason: str,
-                          prompt: list[dict[str, str]], req: ChatRequest) -> tuple[Answer, AsyncIterator[str]]:  # fmt: skip
+                          prompt: Prompts, req: ChatRequest) -> tuple[Answer, AsyncIterator[str]]:  # fmt: skip
         """Start streaming; falls back while nothing was sent, so the headers name who answers.
 
         A cascade needs the student's whole answer before it can decide, so it is answered in
@@ -290,7 +297,7 @@ class Gateway:
         failures: list[str] = []
         for backend in self.backends(agent, route, mode):
             stream = backend.client.stream(  # type: ignore[union-attr]
-                prompt, temperature=req.temperature, stop=req.stops(),
+                prompt[backend.label], temperature=req.temperature, stop=req.stops(),
                 max_tokens=req.token_limit(agent.project.config.serve.max_tokens),
             )  # fmt: skip
             try:
