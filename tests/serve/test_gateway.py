@@ -13,8 +13,10 @@ import time
 import httpx
 import openai
 import pytest
+import yaml
 
 from protege.models.server import POOL
+from protege.project import Project
 from protege.serve.keys import KeyStore
 
 from gateway_kit import make_project, start_gateway
@@ -307,5 +309,20 @@ def test_retrieval_puts_the_closest_chunk_in_the_prompt(tmp_path, student_model)
         reply = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="none", max_retries=0).chat.completions.create(
             model="docs", messages=[{"role": "user", "content": "How much is fixing a puncture?"}], max_tokens=4)  # fmt: skip
         assert reply.model_extra["protege"]["route"] == "student"
+    finally:
+        gw.stop()
+
+
+def test_raft_trained_student_is_asked_as_it_was_trained(tmp_path, student_model):
+    project = make_project(tmp_path / "raft", "raft", adapter=False, serve={"retrieval": True, "retrieval_k": 1})
+    (project.root / "docs" / "repairs.md").write_text("# Repairs\n\nA flat tyre repair costs $15 while you wait.\n")
+    config = yaml.safe_load((project.root / "protege.yaml").read_text())
+    (project.root / "protege.yaml").write_text(yaml.safe_dump({**config, "synth": {"format": "raft"}}))
+    gw = start_gateway([Project.load(project.root)])
+    try:
+        prompts = gw.gateway.prompt(gw.gateway.agents["raft"], [{"role": "user", "content": "Puncture repair price?"}])
+        turn = prompts["student"][-1]["content"]
+        assert turn.startswith("Context:\n[repairs.md") and "$15" in turn and turn.endswith("Question: Puncture repair price?")
+        assert "$15" not in prompts["student"][0]["content"]  # not twice: the system prompt stays the persona
     finally:
         gw.stop()

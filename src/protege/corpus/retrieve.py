@@ -13,6 +13,13 @@ from typing import Any
 EXCERPTS_INTRO = "Use these excerpts from our documents when they help:"
 
 
+def context_turn(question: str, chunks: list[tuple[str, str]]) -> str:
+    """The user turn of the RAFT format: retrieved (id, text) chunks, then the question. synth
+    writes training rows this way and the gateway asks a RAFT-trained student the same way."""
+    shown = "\n\n".join(f"[{cid}]\n{text}" for cid, text in chunks) or "(no context found)"
+    return f"Context:\n{shown}\n\nQuestion: {question}"
+
+
 class Retriever:
     def __init__(self, chunks: list[Any]):
         from protege.models.embeddings import encode
@@ -28,5 +35,9 @@ class Retriever:
 
     def excerpts(self, query: str, k: int) -> str:
         """The text appended to a system prompt: the top-k chunks, each under its id."""
-        notes = "\n\n".join(f"[{c.id}]\n{c.text}" for c in self.top(query, k))
+        return self.excerpts_of(self.top(query, k))
+
+    @staticmethod
+    def excerpts_of(chunks: list[Any]) -> str:
+        notes = "\n\n".join(f"[{c.id}]\n{c.text}" for c in chunks)
         return f"\n\n{EXCERPTS_INTRO}\n\n{notes}"

@@ -82,6 +82,7 @@ def load_eval_rows(path: Path, max_questions: int | None = None, seed: int = 0) 
             "reference": msgs[last]["content"],
             "messages": prompt,
             "source": row.get("source") or {},
+            "context": row.get("context"),
         })  # fmt: skip
     if not items:
         raise ProtegeError(f"{path}: no questions in the file", hint="run `protege synth DIR` to make some")
@@ -163,6 +164,9 @@ def teacher_prompts(project: Project, items: list[dict[str, Any]]) -> list[dict[
     retriever = Retriever(load_chunks(project))
     out = []
     for item in items:
+        if item.get("context") is not None:  # a RAFT row: its user turn already carries the context
+            out.append(item)
+            continue
         messages = [dict(m) for m in item["messages"]]
         question = next(m["content"] for m in reversed(messages) if m["role"] == "user")
         excerpts = retriever.excerpts(question, cfg.retrieval_k)

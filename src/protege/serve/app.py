@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from protege.config import ServeConfig
 from protege.console import err
+from protege.corpus.retrieve import context_turn
 from protege.errors import ProtegeError
 from protege.models.client import Completion
 from protege.project import Project
@@ -196,19 +197,24 @@ class Gateway:
 
     def prompt(self, agent: Agent, messages: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
         """Per route: the persona (unless the client sent a system message) plus, where that
-        route has retrieval on, the top-k document chunks for the last user turn."""
+        route has retrieval on, the top-k document chunks for the last user turn. A student
+        trained in the RAFT format is asked as it was trained: chunks and question in the user turn."""
         system = next((m["content"] for m in messages if m["role"] == "system"), None)
         rest = [m for m in messages if m["role"] != "system"]
         system = system if system is not None else agent.persona
         cfg = agent.project.config.serve
-        excerpts = ""
-        if agent.retriever is not None:
-            question = next(m["content"] for m in reversed(rest) if m["role"] == "user")
-            excerpts = agent.retriever.excerpts(question, cfg.retrieval_k)
-        return {
-            route: [{"role": "system", "content": system + (excerpts if on else "")}, *rest]
-            for route, on in (("student", cfg.retrieval), ("teacher", cfg.teacher_retrieval))
-        }
+        if agent.retriever is None:
+            return {route: [{"role": "system", "content": system}, *rest] for route in ("student", "teacher")}
+        last = max(i for i, m in enumerate(rest) if m["role"] == "user")
+        chunks = agent.retriever.top(rest[last]["content"], cfg.retrieval_k)
+        excerpts = agent.retriever.excerpts_of(chunks)
+        prompts = {"teacher": [{"role": "system", "content": system + (excerpts if cfg.teacher_retrieval else "")}, *rest]}
+        if cfg.retrieval and agent.project.config.synth.format == "raft":
+            turn = {"role": "user", "content": context_turn(rest[last]["content"], [(c.id, c.text) for c in chunks])}
+            prompts["student"] = [{"role": "system", "content": system}, *rest[:last], turn, *rest[last + 1 :]]
+        else:
+            prompts["student"] = [{"role": "system", "content": system + (excerpts if cfg.retrieval else "")}, *rest]
+        return prompts
 
     async def plan(self, agent: Agent, mode: str, messages: list[dict[str, str]]) -> tuple[str, str]:
         """(route, reason) before any fallback."""

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from protege.corpus import Chunk
+from protege.corpus.retrieve import context_turn
 from protege.synth import prompts
 from protege.synth.questions import PlannedQuestion
 
@@ -57,8 +58,7 @@ def prompt_for(q: PlannedQuestion, question: str, *, system: str, name: str, con
     user = question
     if config.format == "raft":
         context = raft_context(q, chunks, config, question_id)
-        shown = "\n\n".join(f"[{c['chunk']}]\n{c['text']}" for c in context) or "(no context found)"
-        user = prompts.RAFT_USER.format(context=shown, question=question)
+        user = context_turn(question, [(c["chunk"], c["text"]) for c in context])
         if not q.is_refusal and not any(c["oracle"] for c in context):
             teacher_system += prompts.RAFT_NO_ORACLE_NOTE.format(name=name)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]

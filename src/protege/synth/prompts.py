@@ -56,12 +56,7 @@ say what you can help with instead. Do not provide the requested harmful or out-
 What you can help with is described here:
 {reference}"""
 
-# RAFT: the user sees retrieved context; the teacher knows whether the right chunk is in it.
-RAFT_USER = """Context:
-{context}
-
-Question: {question}"""
-
+# RAFT: the user turn carries retrieved context (protege.corpus.retrieve.context_turn).
 RAFT_NO_ORACLE_NOTE = """
 
 The context the user was given does NOT contain the answer. Say briefly that the provided information does not
