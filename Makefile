@@ -28,9 +28,10 @@ test: setup browser
 	@# pytest exits 5 when it collected no test: that is a failure here, like any non-zero code.
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The whole loop, offline, on the bundled bike shop (artifacts in examples/riverbend-bikes/artifacts).
 demo: setup
-	$(BIN)/protege doctor
-	$(BIN)/protege chat embedded:qwen2.5-coder-1.5b-instruct -m "In one sentence: what is knowledge distillation?" --max-tokens 60 --temperature 0
+	$(BIN)/protege run examples/riverbend-bikes
+	@echo "Chat with it:  $(BIN)/protege serve examples/riverbend-bikes   then open http://127.0.0.1:8000"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -28,7 +28,7 @@ STAGES = ("synth", "train", "eval", "route")
 # The router is fitted on a handful of queries here: a smoke test of the stage, not a router.
 QUICK = {
     "synth": {"max_chunks": 4, "questions_per_chunk": 3, "answer_max_tokens": 64, "eval_fraction": 0.5},
-    "train": {"max_steps": 8, "batch_size": 4, "max_seq_len": 256, "checkpoint_every": 4},
+    "train": {"max_steps": 8, "batch_size": 4, "checkpoint_every": 4},
     "eval": {"max_questions": 6, "max_tokens": 64, "bootstrap": 500},
     "route": {"folds": 2, "min_examples": 4},
 }
@@ -205,10 +205,10 @@ def loop_summary(project: Project) -> dict[str, Any]:
 
 def _est(d: dict[str, Any] | None, digits: int = 2, unit: str = "", scale: float = 1.0) -> str:
     if not d or d.get("value") is None:
-        return "n/a"
+        return "n/a" + (f" ({d['note']})" if d and d.get("note") else "")
     text = f"{d['value'] * scale:.{digits}f}{unit}"
     if d.get("low") is not None and d.get("high") is not None:
-        text += f" [{d['low'] * scale:.{digits}f}, {d['high'] * scale:.{digits}f}]"
+        text += f" [{d['low'] * scale:.{digits}f}{unit}, {d['high'] * scale:.{digits}f}{unit}]"
     return text + (f" (n={d['n']})" if d.get("n") is not None else "")
 
 
@@ -220,7 +220,7 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         for m in ("untrained", "trained", "teacher"):
             if m in ev["rubric"]:
                 rows.append((f"quality, {m} (rubric 1-10, 95% CI)", _est(ev["rubric"][m])))
-        rows.append(("gap recovered (trained vs untrained, of teacher)", _est(ev["gap_recovered"], 2, "%", 100.0)))
+        rows.append(("gap recovered (trained vs untrained, of teacher)", _est(ev["gap_recovered"], 0, "%", 100.0)))
         for m in ("trained", "teacher"):
             if m in ev["latency_s"]:
                 rows.append((f"latency p50, {m}", _est(ev["latency_s"][m]["p50"], 2, " s")))
