@@ -20,13 +20,6 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
 import canned_endpoint  # noqa: E402
 
 
-@pytest.fixture
-def endpoint():
-    server, url = canned_endpoint.start()
-    yield server, url
-    server.shutdown()
-
-
 def resolve(project_dir: Path, url: str):
     project = Project.load(project_dir)
 

@@ -21,13 +21,6 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
 import canned_endpoint  # noqa: E402
 
 
-@pytest.fixture
-def endpoint():
-    server, url = canned_endpoint.start()
-    yield server, url
-    server.shutdown()
-
-
 def configure(project_dir: Path, url: str, **synth) -> Project:
     cfg = project_dir / "protege.yaml"
     data = yaml.safe_load(cfg.read_text())
