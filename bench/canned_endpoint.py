@@ -31,7 +31,8 @@ def canned_reply(messages: list[dict], seed: int | None, malformed_judge: bool) 
         return f"Sure! Here is my verdict:\n```json\n{JUDGE_JSON}\n```"
     if "Write one question" in text:
         a, b, c = (WORDS[x % len(WORDS)] for x in digest[:3])
-        return f'Question: "How does the {a} {b} policy compare for a {c}, case {digest[3]}?"'
+        # Customers leave their own address: private PII that synth must redact.
+        return f'Question: "How does the {a} {b} policy compare for a {c}, case {digest[3]}? I am rider{digest[3]}@mail.example"'
     if "social media posts" in text:
         return "You are the creator. Tone: warm and brief. Phrases: 'low and slow'."
     if "Say OK" in text:

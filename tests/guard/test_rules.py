@@ -88,3 +88,15 @@ def test_every_delimited_pii_value_is_redacted(parts):
     redacted, _ = redact(" | ".join(parts))
     for sample in PII_SAMPLES:
         assert sample.split(": ")[-1] not in redacted
+
+
+def test_the_owners_published_contacts_are_kept_and_private_ones_redacted():
+    from protege.guard import published_pii, redact
+
+    docs = ["Call customer care on (555) 555-0165 or write to care@riverbendbikes.example."]
+    public = published_pii(docs)
+    answer = "Call (555) 555-0165 or care@riverbendbikes.example; I passed your note to jo.smith@gmail.com."
+    text, n = redact(answer, keep=public)
+    assert "(555) 555-0165" in text and "care@riverbendbikes.example" in text
+    assert "jo.smith@gmail.com" not in text and "[EMAIL]" in text and n == 1
+    assert redact(answer)[1] == 3  # without the docs, all three go

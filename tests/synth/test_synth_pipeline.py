@@ -69,9 +69,12 @@ def test_raft_moa_logprobs_run_writes_the_documented_format(project_dir: Path, e
         assert r["scores"] == {"groundedness": 8, "helpfulness": 7, "judge": f"openai:canned@{url}"}
         assert r["guard"]["safe"] is True
         assert r["meta"]["format"] == "raft" and r["meta"]["code_version"] and len(r["meta"]["config_hash"]) == 12
-        assert "dee@riverbend-bikes.com" not in json.dumps(r["messages"])  # PII redacted by the guard
+        assert "@mail.example" not in json.dumps(r["messages"])  # customers' PII redacted by the guard
+        assert "[EMAIL]" in r["messages"][1]["content"]
     assert not {c for r in train for c in r["source"]["chunks"]} & {c for r in held for c in r["source"]["chunks"]}
     assert sum(r["guard"]["redactions"] for r in rows) > 0
+    # The shop's own published address is a fact the agent must be able to give: never redacted.
+    assert any("dee@riverbend-bikes.com" in json.dumps(r["messages"]) for r in rows)
     assert any(r["teacher"]["logprobs"] for r in rows)
 
     card = result.card.read_text()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 DEFAULT_PHONE_REGION = "US"
@@ -188,15 +189,17 @@ def find_pii(text: str, region: str = DEFAULT_PHONE_REGION) -> list[Span]:
     return sorted(kept, key=lambda s: s.start)
 
 
-def redact(text: str, region: str = DEFAULT_PHONE_REGION) -> tuple[str, int]:
+def redact(text: str, region: str = DEFAULT_PHONE_REGION, keep: Collection[str] = ()) -> tuple[str, int]:
     """Replace every PII span with its kind in brackets ("[EMAIL]"); return the text and the count.
 
-    Runs until nothing is found, so no detectable span survives: cutting one span out can join
-    its neighbours into a new one (`4111[CARD]...` never does, but the loop makes it a promise).
+    `keep`: span texts that are not private here, such as the phone number and email the owner
+    publishes in their own documents (see `published_pii`); a support agent must be able to say
+    them. Runs until nothing is found, so no other detectable span survives: cutting one span
+    out can join its neighbours into a new one.
     """
     total = 0
     for _ in range(5):
-        spans = find_pii(text, region)
+        spans = [s for s in find_pii(text, region) if text[s.start : s.end] not in keep]
         if not spans:
             break
         total += len(spans)
@@ -206,6 +209,11 @@ def redact(text: str, region: str = DEFAULT_PHONE_REGION) -> tuple[str, int]:
             pos = s.end
         text = "".join(parts) + text[pos:]
     return text, total
+
+
+def published_pii(texts: Iterable[str], region: str = DEFAULT_PHONE_REGION) -> frozenset[str]:
+    """The PII-like spans of the owner's own documents: public facts, not private data."""
+    return frozenset(t[s.start : s.end] for t in texts for s in find_pii(t, region))
 
 
 # Prompt-injection markers: attempts to override the agent's instructions, extract its hidden

@@ -80,12 +80,8 @@ def to_row(project: Project, request: dict[str, Any], persona: str, redact: Any)
 
 def run(project: Project, db: str | None = None) -> HarvestResult:
     """Harvest the project's traffic log into a new dataset version (nothing written if none)."""
-    try:
-        from protege.guard import redact
-    except ImportError:
-        raise ProtegeError(
-            "protege.guard is not available: harvest needs it to redact PII before traffic becomes training data"
-        ) from None
+    from protege.corpus import load_chunks
+    from protege.guard import published_pii, redact
     from protege.serve.agent import persona_for
     from protege.serve.traffic import harvestable, make_engine
     from protege.synth.dedup import near_duplicates
@@ -103,8 +99,16 @@ def run(project: Project, db: str | None = None) -> HarvestResult:
     existing = train + _read_jsonl(project.paths.eval_jsonl)
     seen_traffic = {r.get("source", {}).get("traffic_id") for r in train}
     persona = persona_for(project)
+    try:
+        public = published_pii(c.text for c in load_chunks(project))  # the owner's own contacts stay
+    except ProtegeError:  # no documents: nothing is published
+        public = frozenset()
+
+    def clean(text: str) -> tuple[str, int]:
+        return redact(text, keep=public)
+
     rows = [
-        to_row(project, request, persona, redact)[0]
+        to_row(project, request, persona, clean)[0]
         for request in requests
         if request["id"] not in seen_traffic and (request["answer"] or "").strip()
     ]

@@ -174,7 +174,7 @@ def _progress() -> "Progress":
 
 
 async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], plan: list[PlannedQuestion]) -> SynthResult:
-    from protege.guard import Guard, redact
+    from protege.guard import Guard, published_pii, redact
     from protege.models.endpoint import open_client
 
     t0 = time.perf_counter()
@@ -224,15 +224,16 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
             alive = [it for it in items if it.alive]
             verdicts = await _each(progress, "guard", [guard.check(_messages(it), role="assistant") for it in alive])
             redactions = 0
+            public = published_pii(ch.text for ch in corpus.chunks)  # the owner's own contacts stay
             for it, v in zip(alive, verdicts):
                 if not v.safe:
                     it.dropped = ("guard: unsafe answer", f"{', '.join(v.categories)}: {v.reason}")
                     continue
                 n = 0
                 for m in it.prompted.messages[1:]:  # type: ignore[union-attr]
-                    m["content"], k = redact(m["content"])
+                    m["content"], k = redact(m["content"], keep=public)
                     n += k
-                text, k = redact(it.answer.text)  # type: ignore[union-attr]
+                text, k = redact(it.answer.text, keep=public)  # type: ignore[union-attr]
                 it.answer.text = text  # type: ignore[union-attr]
                 if k:  # the logprobs were for the text before redaction: they no longer line up
                     it.answer.logprobs = None  # type: ignore[union-attr]
