@@ -144,7 +144,12 @@ def run(
     stop_at: int | None = None,
 ) -> Path:
     """Train the project's student on train.jsonl; returns the run folder (artifacts/models/<run>)."""
+    import warnings
+
     import torch
+
+    # transformers deprecation notices about its own internals say nothing a user can act on.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
     from protege.console import err
     from protege.train.data import read_rows
