@@ -20,12 +20,12 @@ def documented_commands() -> list[tuple[str, str]]:
     found = []
     for doc in DOCS:
         text = doc.read_text(encoding="utf-8")
-        blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", text, flags=re.S)
+        blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", text, flags=re.S)  # output blocks are untagged
         lines = [line for block in blocks for line in block.splitlines()]
         lines += re.findall(r"`(protege [^`]+)`", text)
         for line in lines:
             line = line.split("#")[0].strip()
-            if line.startswith("protege "):
+            if line.startswith("protege ") and not line.split()[1].endswith(":"):
                 found.append((doc.name, line))
     return sorted(set(found))
 
