@@ -28,10 +28,14 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarr
     return (x - mean) / np.sqrt(var + EPS) * weight + bias
 
 
-def _gelu(x: np.ndarray) -> np.ndarray:
-    from scipy.special import erf
+_GELU_C = math.sqrt(2.0 / math.pi)
 
-    return 0.5 * x * (1.0 + erf(x * (1.0 / math.sqrt(2.0))))
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    # The tanh form of GELU: within 1e-3 of the exact (erf) one on every input, and about six
+    # times cheaper here than scipy's erf, which was 15% of a decision. The test against the
+    # torch encoder (cosine > 0.9999) covers the difference.
+    return 0.5 * x * (1.0 + np.tanh(_GELU_C * (x + 0.044715 * x * x * x)))
 
 
 class QueryEncoder:
