@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -20,7 +21,7 @@ def _llama_servers() -> set[int]:
     found = set()
     for p in psutil.process_iter(["pid", "cmdline"]):
         cmd = p.info["cmdline"] or []
-        if "llama_cpp.server" in cmd:
+        if "protege.models.llama_launch" in cmd:
             found.add(p.info["pid"])
     return found
 
@@ -93,3 +94,19 @@ def test_bad_model_file_is_a_clear_error(tmp_path):
 
 def test_session_pool_is_the_shared_one():
     assert POOL is __import__("protege.models.server", fromlist=["POOL"]).POOL
+
+
+def test_base_stays_memory_mapped_under_a_lora_adapter(tmp_path, student_model):
+    """Agents over one base share its pages: with an adapter the base GGUF is still mmapped."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "serve"))
+    from gateway_kit import write_lora_adapter
+
+    base = server_spec(student_model).model
+    adapter = write_lora_adapter(base, tmp_path / "adapter.gguf")
+    pool = ServerPool()
+    try:
+        server = pool.get(server_spec(student_model, lora=adapter))
+        maps = Path(f"/proc/{server.pid}/maps").read_text()
+        assert str(base.resolve()) in maps
+    finally:
+        pool.stop_all()

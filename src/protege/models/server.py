@@ -55,7 +55,7 @@ class ServerSpec:
     def command(self, port: int) -> list[str]:
         threads = self.n_threads or max(1, os.cpu_count() or 1)
         cmd = [
-            sys.executable, "-m", "llama_cpp.server",
+            sys.executable, "-m", "protege.models.llama_launch",  # llama_cpp.server, base kept mmapped
             "--model", str(self.model),
             "--model_alias", self.alias,
             "--host", "127.0.0.1",
