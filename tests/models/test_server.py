@@ -81,6 +81,23 @@ def test_no_orphan_server_however_protege_ends(ending, student_model):
     assert not alive, f"llama.cpp server {server_pid} outlived protege ({ending})"
 
 
+def test_server_outlives_the_thread_that_started_it(student_model):
+    """Stages and the gateway start servers from worker threads; a thread's end must not stop one."""
+    import threading
+
+    pool = ServerPool()
+    started = []
+    try:
+        thread = threading.Thread(target=lambda: started.append(pool.get(server_spec(student_model))))
+        thread.start()
+        thread.join()
+        time.sleep(2)  # longer than the orphan watch's period
+        assert started[0].healthy()
+        assert pool.get(server_spec(student_model)) is started[0]  # reused, not restarted
+    finally:
+        pool.stop_all()
+
+
 def test_bad_model_file_is_a_clear_error(tmp_path):
     from protege.errors import ProtegeError
     from protege.models.server import ServerSpec

@@ -2,13 +2,13 @@
 
 A server is started on demand on a free 127.0.0.1 port, health-checked, reused while alive,
 restarted if it died, and stopped when protege exits: normally, on Ctrl-C, on error, and even
-when protege itself is killed (the child asks the kernel for SIGTERM when its parent dies).
+when protege itself is killed (the child, `protege.models.llama_launch`, watches its parent and
+stops when it is gone).
 """
 
 from __future__ import annotations
 
 import atexit
-import ctypes
 import os
 import signal
 import socket
@@ -23,20 +23,11 @@ import httpx
 
 from protege.errors import ProtegeError
 
-_PR_SET_PDEATHSIG = 1
-
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 @dataclass(frozen=True)
@@ -114,7 +105,7 @@ class LlamaServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                env={**os.environ, "PROTEGE_PARENT_PID": str(os.getpid())},
             )
         finally:
             log.close()
