@@ -5,10 +5,11 @@ is mmapped, so its pages are shared between the processes: RSS counts them in ev
 PSS splits them, USS counts only what a process alone holds. The cost of one more agent is the
 growth of the total PSS (or the new process's USS), not its RSS.
 
-Measured finding (llama-cpp-python 0.3.36): its `Llama()` turns mmap off whenever `lora_path` is
-set (`use_mmap = use_mmap and lora_path is None`, from the days when adapters were merged into
-the weights), so each adapter process holds a private copy of the base (~92 MiB for SmolLM2-135M
-Q4_1) instead of sharing the mmapped file.
+llama-cpp-python 0.3.36's `Llama()` turns mmap off whenever `lora_path` is set (a leftover from
+when adapters were merged into the weights), so each adapter process held a private copy of the
+base (~92 MiB for SmolLM2-135M Q4_1): about 235 MiB per extra agent. protege launches its
+servers through `protege.models.llama_launch`, which keeps the base mapped; measured on 2 cores
+on 2026-11-25: PSS +146.7 MiB, USS +111.5 MiB per extra agent (4 agents).
 
     python bench/serve_memory.py --agents 4
 """
