@@ -14,7 +14,7 @@ endif
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile constraints.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip wheel setuptools
 	@# torch first and pinned: 2.13.0 is the local CPU build; anything else pulls CUDA wheels.
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 	@# native 0.3.36 build segfaults on any prompt longer than one token, so x86_64 gets a portable
 	@# AVX2 build. --no-cache-dir: pip's wheel cache would hand back a build made with other flags.
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q --no-cache-dir "llama-cpp-python[server]==0.3.36"
-	$(BIN)/pip install -q -e ".[all,test]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[all,test]"
 	$(BIN)/protege models --prepare
 	@touch $(STAMP)
 
