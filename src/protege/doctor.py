@@ -30,6 +30,25 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def _llama_build_check(info: str | None = None) -> Check:
+    """A llama.cpp built with AMX kernels segfaults on the first multi-token prompt on some
+    Sapphire-Rapids-class CPUs (ggml_backend_amx_mul_mat, llama.cpp issue 20824): seen here with a
+    -march=native build of 0.3.36, fixed by building without AMX as `make setup` does."""
+    if info is None:
+        import llama_cpp
+
+        info = llama_cpp.llama_print_system_info().decode(errors="replace")
+    features = [f.split("=")[0].strip() for f in info.replace("CPU :", "").split("|") if f.strip().endswith("= 1")]
+    amx = [f for f in features if f.startswith("AMX")]
+    return Check(
+        "llama.cpp build",
+        not amx,
+        ("built with " + ", ".join(amx) + ": its AMX kernels can segfault") if amx else " ".join(features) or "no CPU features reported",
+        'rebuild without AMX: make setup (or CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" '
+        "pip install --force-reinstall --no-deps --no-cache-dir llama-cpp-python==0.3.36)",
+    )
+
+
 def run_checks() -> list[Check]:
     checks = []
     py = sys.version_info
@@ -44,6 +63,8 @@ def run_checks() -> list[Check]:
     ):
         v = _version(dist)
         checks.append(Check(what, v is not None, v or "not installed", f"pip install 'protege[{extra}]' (or make setup)", required))
+    if _version("llama-cpp-python"):
+        checks.append(_llama_build_check())
     for model in REGISTRY.values():
         missing = model.missing_packages()
         detail = "installed" if not missing else f"missing {len(missing)} package(s): {', '.join(missing[:3])}"
