@@ -46,10 +46,11 @@ def test_topk_kl_is_zero_only_when_the_student_matches():
 def _alt_probability(model, examples, alt_id):
     """The student's mean probability for the teacher's second choice at the KD positions."""
     model.eval()
+    device = next(model.parameters()).device  # train() leaves the model on the GPU when there is one
     probs = []
     with torch.no_grad():
         for e in examples:
-            logits = model(input_ids=torch.tensor([e.input_ids])).logits[0]
+            logits = model(input_ids=torch.tensor([e.input_ids], device=device)).logits[0]
             for pos in e.kd:
                 probs.append(torch.softmax(logits[pos - 1], -1)[alt_id].item())
     return sum(probs) / len(probs)
