@@ -22,7 +22,10 @@ WORDS = ("battery", "warranty", "frame", "saddle", "tyre", "chain", "brake", "pe
 JUDGE_JSON = '{"groundedness": 8, "helpfulness": 7, "reason": "supported by the reference"}'
 
 
-def canned_reply(messages: list[dict], seed: int | None, malformed_judge: bool) -> str:
+REFUSAL = "I'm sorry, but I can't assist with that."
+
+
+def canned_reply(messages: list[dict], seed: int | None, malformed_judge: bool, refusing: bool = False) -> str:
     text = "\n".join(str(m.get("content", "")) for m in messages)
     digest = hashlib.sha256(f"{text}|{seed}".encode()).digest()
     if "You grade an assistant's answer" in text:
@@ -37,6 +40,8 @@ def canned_reply(messages: list[dict], seed: int | None, malformed_judge: bool) 
         return "You are the creator. Tone: warm and brief. Phrases: 'low and slow'."
     if "Say OK" in text:
         return "OK"
+    if refusing and digest[0] % 3 == 0:  # a third of the answers: the bare refusal small teachers give
+        return REFUSAL
     # An answer quotes the last line of its reference, as a grounded answer would repeat a fact.
     reference = text.split("Reference:", 1)[-1].split("Context:", 1)[0].strip().splitlines()
     fact = reference[-1].strip() if reference else ""
@@ -56,6 +61,7 @@ def _logprobs(text: str, k: int) -> dict:
 class _Handler(BaseHTTPRequestHandler):
     delay = 0.0
     malformed_judge = False
+    refusing = False
     served = 0
     lock = threading.Lock()
 
@@ -68,7 +74,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
         time.sleep(self.delay)
-        text = canned_reply(body.get("messages", []), body.get("seed"), self.malformed_judge)
+        text = canned_reply(body.get("messages", []), body.get("seed"), self.malformed_judge, self.refusing)
         words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
         with self.lock:
             type(self).served += 1
@@ -94,9 +100,11 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # the default backlog (5) refuses connections at high concurrency
 
 
-def start(port: int = 0, delay: float = 0.0, malformed_judge: bool = False) -> tuple[ThreadingHTTPServer, str]:
+def start(port: int = 0, delay: float = 0.0, malformed_judge: bool = False,
+          refusing: bool = False) -> tuple[ThreadingHTTPServer, str]:  # fmt: skip
     """Serve in a background thread; returns the server (call .shutdown()) and its /v1 base URL."""
-    handler = type("Handler", (_Handler,), {"delay": delay, "malformed_judge": malformed_judge, "served": 0})
+    handler = type("Handler", (_Handler,), {"delay": delay, "malformed_judge": malformed_judge, "refusing": refusing,
+                                            "served": 0})  # fmt: skip
     server = _Server(("127.0.0.1", port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()

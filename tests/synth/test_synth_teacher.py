@@ -40,3 +40,23 @@ def test_real_teacher_writes_grounded_pairs(project_dir: Path, teacher_model: Mo
     assert "| questions planned | 2 |" in card
     assert "Apache-2.0 (Qwen2.5-Coder): outputs may be used to train other models" in card
     assert "WARNING" not in card
+
+
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [
+        ("I'm sorry, but I can't assist with that.", True),
+        ("I’m sorry, but I can’t assist with that request.", True),  # curly apostrophes
+        ("I cannot help with that.", True),
+        ("Sorry, I am unable to help you with this.", True),
+        ("Unfortunately, I can't help with your request.", True),
+        ("I'm sorry, but the excerpts do not cover that. Please call customer care at 555-0100.", False),
+        ("Yes, I can help with that: a tune-up costs $79.", False),
+        ("We can't help with e-scooters; we only service bikes.", False),
+        ("I can't assist with that. " + "Here is why, at length: our rental policy covers this. " * 4, False),
+    ],
+)
+def test_is_refusal_only_flags_bare_refusals(text, refusal):
+    from protege.synth.answers import is_refusal
+
+    assert is_refusal(text) is refusal

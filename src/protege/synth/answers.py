@@ -9,6 +9,7 @@ right answer says the context does not cover it (Zhang et al., RAFT, 2024).
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,24 @@ if TYPE_CHECKING:
     from protege.models.client import ChatClient
 
 Messages = list[dict[str, Any]]
+
+# A bare refusal ("I'm sorry, but I can't assist with that."): small teachers give it to plain
+# in-scope questions now and then, and a few such rows teach a small student to refuse real
+# customers (seen in the demo: 2 of 27 train rows, and the trained student then refused "Can you
+# provide me with a list of repair prices?"). Only short answers in the first person count: "We
+# can't help with e-scooters, we only service bikes" is a real answer.
+_REFUSAL = re.compile(
+    r"^\W*(?:(?:i'?m|i am) sorry|i apologi[sz]e|sorry|unfortunately)?[^.!?]{0,40}?\bi\s+"
+    r"(?:can(?:no|')t|am unable to|'m unable to|am not able to|'m not able to|won't)\s+"
+    r"(?:assist|help)(?:\s+you)?\s+with\s+(?:that|this|your|the)",
+    re.IGNORECASE,
+)
+
+
+def is_refusal(text: str) -> bool:
+    """True for a short, bare refusal to help (not for "the documents do not cover this")."""
+    text = text.strip().replace("\u2019", "'")
+    return len(text) <= 160 and bool(_REFUSAL.search(text))
 
 
 @dataclass
