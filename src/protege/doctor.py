@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -34,10 +35,16 @@ def _llama_build_check(info: str | None = None) -> Check:
     """A llama.cpp built with AMX kernels segfaults on the first multi-token prompt on some
     Sapphire-Rapids-class CPUs (ggml_backend_amx_mul_mat, llama.cpp issue 20824): seen here with a
     -march=native build of 0.3.36, fixed by building without AMX as `make setup` does."""
-    if info is None:
-        import llama_cpp
-
-        info = llama_cpp.llama_print_system_info().decode(errors="replace")
+    if info is None:  # in a child process: doctor stays a light command (no llama.cpp in this one)
+        code = "import llama_cpp; print(llama_cpp.llama_print_system_info().decode(errors='replace'))"
+        try:
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            return Check("llama.cpp build", False, "did not load within 60 s", "reinstall: make setup")
+        if out.returncode != 0:
+            tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
+            return Check("llama.cpp build", False, f"does not load: {tail}", "reinstall: make setup")
+        info = out.stdout
     features = [f.split("=")[0].strip() for f in info.replace("CPU :", "").split("|") if f.strip().endswith("= 1")]
     amx = [f for f in features if f.startswith("AMX")]
     return Check(
