@@ -126,21 +126,22 @@ def test_duplicates_and_judge_failures_are_dropped_with_reasons(project_dir: Pat
     assert result.counts["kept"] == 0 and result.counts["dropped"] == len(dropped) == 48
 
 
-def test_bare_refusals_of_in_scope_questions_are_dropped(project_dir: Path) -> None:
+@pytest.mark.parametrize("qtype", ["factual", "out-of-scope"])
+def test_bare_refusals_are_dropped(project_dir: Path, qtype: str) -> None:
     """A few "I can't assist with that" rows teach a small student to refuse real customers."""
     server, url = canned_endpoint.start(refusing=True)
     try:
-        project = configure(project_dir, url, questions_per_chunk=6, type_mix={"factual": 1})
+        project = configure(project_dir, url, questions_per_chunk=6, type_mix={qtype: 1})
         result = run(project)
     finally:
         server.shutdown()
-    refused = [d for d in read_jsonl(result.dropped) if d["reason"] == "teacher refused an in-scope question"]
+    refused = [d for d in read_jsonl(result.dropped) if d["reason"] == "bare refusal (no answer, no hand-off)"]
     kept = read_jsonl(result.train) + read_jsonl(result.eval)
     assert refused and kept  # the canned teacher refuses about a third of its answers
     assert all(d["detail"] == canned_endpoint.REFUSAL for d in refused)
     assert not [r for r in kept if r["messages"][-1]["content"] == canned_endpoint.REFUSAL]
     card = " ".join(result.card.read_text().split())
-    assert f"- teacher refused an in-scope question: {len(refused)}" in card
+    assert f"- bare refusal (no answer, no hand-off): {len(refused)}" in card
     answered = int(re.search(r"\| answered \| (\d+) \|", card).group(1))
     unique = int(re.search(r"\| after near-duplicate removal \| (\d+) \|", card).group(1))
     assert answered == unique - len(refused)

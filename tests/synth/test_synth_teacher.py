@@ -53,10 +53,11 @@ def test_real_teacher_writes_grounded_pairs(project_dir: Path, teacher_model: Mo
         ("I'm sorry, but the excerpts do not cover that. Please call customer care at 555-0100.", False),
         ("Yes, I can help with that: a tune-up costs $79.", False),
         ("We can't help with e-scooters; we only service bikes.", False),
+        ("I'm sorry, but I can't help with that. For deliveries, please call customer care.", False),  # hand-off
         ("I can't assist with that. " + "Here is why, at length: our rental policy covers this. " * 4, False),
     ],
 )
-def test_is_refusal_only_flags_bare_refusals(text, refusal):
+def test_is_refusal_flags_only_a_bare_refusal(text, refusal):
     from protege.synth.answers import is_refusal
 
     assert is_refusal(text) is refusal

@@ -24,23 +24,23 @@ if TYPE_CHECKING:
 
 Messages = list[dict[str, Any]]
 
-# A bare refusal ("I'm sorry, but I can't assist with that."): small teachers give it to plain
-# in-scope questions now and then, and a few such rows teach a small student to refuse real
-# customers (seen in the demo: 2 of 27 train rows, and the trained student then refused "Can you
-# provide me with a list of repair prices?"). Only short answers in the first person count: "We
-# can't help with e-scooters, we only service bikes" is a real answer.
+# A bare refusal ("I'm sorry, but I can't assist with that.") and nothing else: no answer, no
+# hand-off. The answer prompts ask for a hand-off that says what the agent can help with, yet a
+# small teacher gives the bare sentence now and then, often to a question its own question
+# writer meant as out-of-scope but made in-scope ("Could you provide more information about the
+# electric e-bikes?"). In the demo 2 of 27 train rows were such, and the trained student learned
+# to refuse ("Can you provide me with a list of repair prices?" -> the same sentence).
 _REFUSAL = re.compile(
-    r"^\W*(?:(?:i'?m|i am) sorry|i apologi[sz]e|sorry|unfortunately)?[^.!?]{0,40}?\bi\s+"
+    r"(?:(?:i'?m|i am) sorry|i apologi[sz]e|sorry|unfortunately)?[,.]?\s*(?:but\s+)?i\s+"
     r"(?:can(?:no|')t|am unable to|'m unable to|am not able to|'m not able to|won't)\s+"
-    r"(?:assist|help)(?:\s+you)?\s+with\s+(?:that|this|your|the)",
+    r"(?:assist|help)(?:\s+you)?\s+with\s+(?:that|this|your|the)(?:\s+(?:request|question|one))?\s*[.!]?",
     re.IGNORECASE,
 )
 
 
 def is_refusal(text: str) -> bool:
-    """True for a short, bare refusal to help (not for "the documents do not cover this")."""
-    text = text.strip().replace("\u2019", "'")
-    return len(text) <= 160 and bool(_REFUSAL.search(text))
+    """True for a bare refusal and nothing more (not for a hand-off, nor "the documents do not cover this")."""
+    return bool(_REFUSAL.fullmatch(text.strip().replace("\u2019", "'")))
 
 
 @dataclass

@@ -27,7 +27,7 @@ from protege.synth.answers import Answer, Prompted, grounded_answer, is_refusal,
 from protege.synth.card import CardData, license_terms, pick_examples, render_card
 from protege.synth.dedup import near_duplicates
 from protege.synth.judge import Verdict, judge_pair
-from protege.synth.questions import QUESTION_MAX_TOKENS, REFUSAL_TYPES, PlannedQuestion, plan_questions, question_id, question_prompt, write_question
+from protege.synth.questions import QUESTION_MAX_TOKENS, PlannedQuestion, plan_questions, question_id, question_prompt, write_question
 from protege.synth.split import split_by_chunk
 
 if TYPE_CHECKING:
@@ -220,8 +220,8 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
                     it.dropped = ("empty answer", "")
                 elif answer.finish_reason == "length":
                     it.dropped = ("answer cut at answer_max_tokens", f"raise synth.answer_max_tokens ({synth.answer_max_tokens})")
-                elif it.plan.type not in REFUSAL_TYPES and is_refusal(answer.text):
-                    it.dropped = ("teacher refused an in-scope question", answer.text.strip())
+                elif it.plan.type != "unsafe" and is_refusal(answer.text):  # for unsafe requests a refusal is the answer
+                    it.dropped = ("bare refusal (no answer, no hand-off)", answer.text.strip())
 
             alive = [it for it in items if it.alive]
             verdicts = await _each(progress, "guard", [guard.check(_messages(it), role="assistant") for it in alive])
@@ -273,7 +273,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
     n_questions = sum(1 for it in items if it.question)
     n_unique = n_questions - dropped["near-duplicate question"]
     n_answered = (n_unique - dropped["empty answer"] - dropped["answer cut at answer_max_tokens"]
-                  - dropped["teacher refused an in-scope question"])
+                  - dropped["bare refusal (no answer, no hand-off)"])
     n_safe = n_answered - dropped["guard: unsafe answer"]
     steps = [
         ("questions planned", len(items)),
