@@ -4,13 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.protege-setup
 PYTEST_ARGS ?=
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=ON
 ifeq ($(shell uname -m),x86_64)
 # Native (AVX-512 where the CPU has it) but never AMX: see the llama.cpp line in setup.
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=ON
 LLAMA_CFLAGS ?= -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
-else
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=ON
-LLAMA_CFLAGS ?=
 endif
 
 .PHONY: setup test demo quick browser clean

@@ -16,6 +16,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROWS = Path(__file__).resolve().parent.parent / "tests" / "train" / "data" / "bikeshop.jsonl"
 
@@ -66,7 +67,7 @@ def main() -> None:
                          warmup_ratio=0.0, max_steps=args.steps, checkpoint_every=10_000)  # fmt: skip
     rows = read_rows(ROWS) * args.repeat
     examples, _ = encode_dataset(rows, tokenizer, args.seq)
-    model = build_model(type("S", (), {"model": model})(), config)
+    model = build_model(SimpleNamespace(model=model), config)  # build_model reads student.model
     if cuda:
         model = model.to("cuda")
         torch.cuda.reset_peak_memory_stats()

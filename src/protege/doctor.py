@@ -51,7 +51,7 @@ def _llama_build_check(info: str | None = None) -> Check:
         "llama.cpp build",
         not amx,
         ("built with " + ", ".join(amx) + ": its AMX kernels can segfault") if amx else " ".join(features) or "no CPU features reported",
-        'rebuild without AMX: make setup (or CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" '
+        'rebuild without AMX: make setup (or CFLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" CXXFLAGS="$CFLAGS" '
         "pip install --force-reinstall --no-deps --no-cache-dir llama-cpp-python==0.3.36)",
     )
 

@@ -87,7 +87,7 @@ class QueryEncoder:
         """One BLAS thread or two, whichever encodes a typical query faster on this machine.
 
         It depends on the CPU: one thread was faster on the machine this was first tuned on,
-        two were 1.6x faster (p50 11.0 -> 7.0 ms) on an AVX-512 one. Costs ~150 ms, once."""
+        two were 1.6x faster (p50 11.0 -> 7.0 ms) on an AVX-512 one. Costs 16 encodes, once."""
         sample = "My rear derailleur makes a clicking noise when I pedal uphill, what should I check first?"
         best, best_t = 1, float("inf")
         for threads in sorted({1, min(2, os.cpu_count() or 1)}):

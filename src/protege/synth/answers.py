@@ -38,6 +38,9 @@ _REFUSAL = re.compile(
 )
 
 
+BARE_REFUSAL = "bare refusal (no answer, no hand-off)"  # the drop reason synth gives such an answer
+
+
 def is_refusal(text: str) -> bool:
     """True for a bare refusal and nothing more (not for a hand-off, nor "the documents do not cover this")."""
     return bool(_REFUSAL.fullmatch(text.strip().replace("\u2019", "'")))

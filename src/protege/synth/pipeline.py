@@ -23,7 +23,7 @@ from protege.config import ModelConfig, section_hash
 from protege.corpus import Chunk, Corpus, approx_tokens, load_corpus
 from protege.synth import persona as persona_mod
 from protege.synth import prompts
-from protege.synth.answers import Answer, Prompted, grounded_answer, is_refusal, prompt_for
+from protege.synth.answers import BARE_REFUSAL, Answer, Prompted, grounded_answer, is_refusal, prompt_for
 from protege.synth.card import CardData, license_terms, pick_examples, render_card
 from protege.synth.dedup import near_duplicates
 from protege.synth.judge import Verdict, judge_pair
@@ -221,7 +221,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
                 elif answer.finish_reason == "length":
                     it.dropped = ("answer cut at answer_max_tokens", f"raise synth.answer_max_tokens ({synth.answer_max_tokens})")
                 elif it.plan.type != "unsafe" and is_refusal(answer.text):  # for unsafe requests a refusal is the answer
-                    it.dropped = ("bare refusal (no answer, no hand-off)", answer.text.strip())
+                    it.dropped = (BARE_REFUSAL, answer.text.strip())
 
             alive = [it for it in items if it.alive]
             verdicts = await _each(progress, "guard", [guard.check(_messages(it), role="assistant") for it in alive])
@@ -273,7 +273,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
     n_questions = sum(1 for it in items if it.question)
     n_unique = n_questions - dropped["near-duplicate question"]
     n_answered = (n_unique - dropped["empty answer"] - dropped["answer cut at answer_max_tokens"]
-                  - dropped["bare refusal (no answer, no hand-off)"])
+                  - dropped[BARE_REFUSAL])
     n_safe = n_answered - dropped["guard: unsafe answer"]
     steps = [
         ("questions planned", len(items)),
