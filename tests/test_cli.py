@@ -71,6 +71,25 @@ def test_errors_are_one_line_without_traceback(tmp_path, args, expected):
     assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
 
 
+def test_models_lists_every_embedded_model_and_the_default_student():
+    result = protege("models")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[1]: line for line in result.stdout.splitlines() if "embedded:" in line}
+    assert set(rows) == {"embedded:qwen2.5-coder-1.5b-instruct", "embedded:qwen2.5-coder-0.5b-instruct",
+                         "embedded:smollm2-135m-instruct", "embedded:gemma3-270m", "embedded:minilm-l6-v2"}  # fmt: skip
+    student = rows["embedded:qwen2.5-coder-0.5b-instruct"]
+    assert "default student" in student and "491 MB" in student and "yes" in student
+    assert "--quick" in rows["embedded:smollm2-135m-instruct"]
+
+
+def test_init_defaults_to_the_0_5b_student(tmp_path):
+    result = protege("init", str(tmp_path / "shop"))
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((tmp_path / "shop" / "protege.yaml").read_text())
+    assert config["student"] == "embedded:qwen2.5-coder-0.5b-instruct"
+    assert config["teacher"] == "embedded:qwen2.5-coder-1.5b-instruct"
+
+
 def test_doctor_reports_every_check():
     result = protege("doctor")
     for name in ("python", "llama.cpp", "embedded:qwen2.5-coder-1.5b-instruct", "free disk", "available RAM"):

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 
 from protege.console import err, next_steps, out
-from protege.config import describe_validation_error
+from protege.config import DEFAULT_STUDENT, DEFAULT_TEACHER, describe_validation_error
 from protege.errors import ProtegeError
 
 app = typer.Typer(
@@ -34,8 +34,8 @@ ProjectDir = Annotated[Path, typer.Argument(help="project folder (holds protege.
 def init(
     directory: Annotated[Path, typer.Argument(help="folder to create the project in")],
     docs: Annotated[Optional[Path], typer.Option(help="a document or folder of documents to copy in")] = None,
-    teacher: Annotated[str, typer.Option(help="teacher model reference")] = "embedded:qwen2.5-coder-1.5b-instruct",
-    student: Annotated[str, typer.Option(help="student model reference")] = "embedded:smollm2-135m-instruct",
+    teacher: Annotated[str, typer.Option(help="teacher model reference")] = DEFAULT_TEACHER,
+    student: Annotated[str, typer.Option(help="student model reference")] = DEFAULT_STUDENT,
     name: Annotated[Optional[str], typer.Option(help="project name (default: the folder's name)")] = None,
     force: Annotated[bool, typer.Option(help="overwrite an existing protege.yaml")] = False,
 ) -> None:

@@ -18,7 +18,8 @@ from protege.errors import ProtegeError
 
 CONFIG_FILE = "protege.yaml"
 DEFAULT_TEACHER = "embedded:qwen2.5-coder-1.5b-instruct"
-DEFAULT_STUDENT = "embedded:smollm2-135m-instruct"
+DEFAULT_STUDENT = "embedded:qwen2.5-coder-0.5b-instruct"
+QUICK_STUDENT = "embedded:smollm2-135m-instruct"  # protege run --quick and fast tests
 
 
 class Strict(BaseModel):

