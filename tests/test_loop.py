@@ -5,7 +5,7 @@ import json
 import pytest
 
 from protege import loop
-from protege.config import load_config
+from protege.config import DEFAULT_STUDENT, QUICK_STUDENT, load_config
 from protege.errors import ProtegeError
 from protege.project import Project
 
@@ -56,6 +56,10 @@ def test_quick_overrides_sizes_in_memory_only(project_dir):
     assert quick.config.synth.format == project.config.synth.format  # the rest is the project's own
     assert Project.load(project_dir).config.synth.max_chunks is None
     assert loop.fingerprint(quick, "synth") != loop.fingerprint(project, "synth")
+    # The small student, whatever the project trains: a quick run is a smoke test of every stage.
+    assert project.config.student.ref == DEFAULT_STUDENT and quick.config.student.ref == QUICK_STUDENT
+    assert quick.config.student.n_ctx == project.config.student.n_ctx
+    assert loop.fingerprint(quick, "train") != loop.fingerprint(project, "train")
 
 
 def test_unknown_forced_stage_is_a_clear_error(project_dir):

@@ -422,7 +422,7 @@ def route_curve(directory: ProjectDir = Path(".")) -> None:
 @app.command("run")
 def run_all(
     directory: Annotated[Path, typer.Argument(help="project folder (holds protege.yaml)")] = Path("."),
-    quick: Annotated[bool, typer.Option(help="a small configuration that finishes in minutes (CI runs it)")] = False,
+    quick: Annotated[bool, typer.Option(help="a small configuration with the small student (SmolLM2-135M) that finishes in minutes (CI runs it)")] = False,
     force: Annotated[Optional[list[str]], typer.Option(help="re-run this stage (and what follows) even if up to date")] = None,
 ) -> None:
     """Run the whole loop: synth -> train -> eval -> route, skipping what is up to date."""

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from protege import __version__
-from protege.config import section_hash
+from protege.config import QUICK_STUDENT, section_hash
 from protege.console import err
 from protege.project import Project
 
 STAGES = ("synth", "train", "eval", "route")
 
-# --quick: the smallest loop that still exercises every stage with real models (CI runs it).
+# --quick: the smallest loop that still exercises every stage with real models (CI runs it),
+# with the small student whatever protege.yaml names. Its run.json records that student, so
+# eval, serve and resume never take a quick adapter for one of the configured student's.
 # The router is fitted on a handful of queries here: a smoke test of the stage, not a router.
 QUICK = {
     "synth": {"max_chunks": 4, "questions_per_chunk": 3, "answer_max_tokens": 64, "eval_fraction": 0.5},
@@ -51,7 +53,8 @@ def files_digest(*paths: Path) -> str:
 def quick_project(project: Project) -> Project:
     """The same project with the --quick sizes applied in memory (protege.yaml is untouched)."""
     cfg = project.config
-    update = {name: getattr(cfg, name).model_copy(update=values) for name, values in QUICK.items()}
+    update: dict[str, Any] = {name: getattr(cfg, name).model_copy(update=values) for name, values in QUICK.items()}
+    update["student"] = cfg.student.model_copy(update={"ref": QUICK_STUDENT})
     return Project(root=project.root, config=cfg.model_copy(update=update))
 
 
@@ -120,7 +123,9 @@ def up_to_date(project: Project, stage: str) -> bool:
 
 
 def _unfinished_training(project: Project) -> bool:
-    return any(not (d.parent / "run.json").is_file() for d in project.paths.models.glob("*/checkpoints"))
+    from protege.train import unfinished_runs
+
+    return bool(unfinished_runs(project))
 
 
 def _run_synth(project: Project) -> None:

@@ -79,7 +79,7 @@ def test_finished_run_name_is_not_overwritten(finished):
 
 def test_resume_without_an_unfinished_run_says_so(tiny_student, tmp_path):
     project = Project.load(make_project(tmp_path, f"hf:{tiny_student}"))
-    with pytest.raises(ProtegeError, match="no unfinished run to resume"):
+    with pytest.raises(ProtegeError, match="no unfinished run of .* to resume"):
         run(project, resume=True)
 
 
@@ -93,3 +93,23 @@ def test_out_of_memory_advice_names_the_knobs():
     message = str(oom_error(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"), TrainConfig()))
     for knob in ("train.batch_size", "train.max_seq_len", "train.lora_r"):
         assert knob in message
+
+
+def test_runs_of_another_student_are_neither_latest_nor_resumed(tiny_student, tmp_path):
+    """A --quick run trains the small student in the same artifacts: never mistaken for the project's."""
+    import yaml
+
+    root = make_project(tmp_path, f"hf:{tiny_student}", max_steps=2, batch_size=4)
+    project = Project.load(root)
+    finished_run = run(project, run_name="done")
+    stopped = run(project, run_name="stopped", stop_at=1)
+    assert latest_run(project) == finished_run
+    config = yaml.safe_load((root / "protege.yaml").read_text())
+    config["student"] = "embedded:smollm2-135m-instruct"
+    (root / "protege.yaml").write_text(yaml.safe_dump(config))
+    other = Project.load(root)
+    assert latest_run(other) is None
+    with pytest.raises(ProtegeError, match="no unfinished run of embedded:smollm2-135m-instruct"):
+        run(other, resume=True)
+    with pytest.raises(ProtegeError, match=f"checkpoints are for student hf:{tiny_student}"):
+        run(other, run_name=stopped.name, resume=True)

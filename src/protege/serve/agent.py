@@ -36,13 +36,18 @@ def persona_for(project: Project) -> str:
 
 
 def latest_adapter(project: Project) -> Path | None:
-    """adapter.gguf of the run named in artifacts/models/LATEST, if there is one."""
+    """adapter.gguf of the run named in artifacts/models/LATEST, if there is one and it was trained
+    for the project's student (a `protege run --quick` adapter is for the small student)."""
+    from protege.train import trained_for
+
     latest = project.paths.models / "LATEST"
     if not latest.is_file():
         return None
     run = latest.read_text(encoding="utf-8").strip()
     adapter = project.paths.model_run(run) / "adapter.gguf"
-    return adapter if run and adapter.is_file() else None
+    if not run or not adapter.is_file():
+        return None
+    return adapter if trained_for(adapter.parent) in (None, project.config.student.ref) else None
 
 
 class Backend:

@@ -20,13 +20,39 @@ VOCAB_MATCH = 0.99  # share of ids with the same token string for two vocabulari
 ALIGN_MATCH = 0.9  # without the teacher's vocabulary: share of its tokens that are exactly student tokens
 
 
+STARTED_FILE = "started.json"  # written when a run starts: which student its checkpoints are for
+
+
+def trained_for(run: Path, name: str = "run.json") -> str | None:
+    """The student reference recorded in run.json or started.json; None when not recorded."""
+    try:
+        student = json.loads((run / name).read_text(encoding="utf-8")).get("student")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return student if isinstance(student, str) else None
+
+
 def latest_run(project: Project) -> Path | None:
-    """The newest finished run (named by artifacts/models/LATEST), or None."""
+    """The newest finished run (named by artifacts/models/LATEST) if it was trained for the
+    project's student, else None: an adapter only fits the base it was trained on."""
     marker = project.paths.models / "LATEST"
     if not marker.is_file():
         return None
     run = project.paths.model_run(marker.read_text(encoding="utf-8").strip())
-    return run if (run / "run.json").is_file() else None
+    if not (run / "run.json").is_file():
+        return None
+    return run if trained_for(run) in (None, project.config.student.ref) else None
+
+
+def unfinished_runs(project: Project) -> list[Path]:
+    """Runs with checkpoints and no run.json, for the project's student, oldest first."""
+    student = project.config.student.ref
+    found = [
+        d.parent
+        for d in project.paths.models.glob("*/checkpoints")
+        if not (d.parent / "run.json").is_file() and trained_for(d.parent, STARTED_FILE) in (None, student)
+    ]
+    return sorted(found, key=lambda d: (d / "checkpoints").stat().st_mtime)
 
 
 def _pick_run_dir(project: Project, run_name: str | None, resume: bool) -> Path:
@@ -36,13 +62,13 @@ def _pick_run_dir(project: Project, run_name: str | None, resume: bool) -> Path:
             raise ProtegeError(f"--run '{run_name}': a run name is a plain folder name")
         return models / run_name
     if resume:
-        unfinished = sorted(
-            (d for d in models.glob("*/checkpoints") if not (d.parent / "run.json").is_file()),
-            key=lambda d: d.stat().st_mtime,
-        )
+        unfinished = unfinished_runs(project)
         if not unfinished:
-            raise ProtegeError(f"{models}: no unfinished run to resume", hint="start one with `protege train DIR`")
-        return unfinished[-1].parent
+            raise ProtegeError(
+                f"{models}: no unfinished run of {project.config.student.ref} to resume",
+                hint="start one with `protege train DIR`",
+            )
+        return unfinished[-1]
     return models / time.strftime("run-%Y%m%d-%H%M%S")
 
 
@@ -161,6 +187,12 @@ def run(
     run_dir = _pick_run_dir(project, run_name, resume)
     if (run_dir / "run.json").is_file():
         raise ProtegeError(f"{run_dir}: run already finished", hint="choose another --run name")
+    started_for = trained_for(run_dir, STARTED_FILE)
+    if resume and started_for not in (None, project.config.student.ref):
+        raise ProtegeError(
+            f"{run_dir}: its checkpoints are for student {started_for}, not {project.config.student.ref}",
+            hint="resume with the student it started with, or start a new run without --resume",
+        )
     if not torch.cuda.is_available():
         torch.set_num_threads(os.cpu_count() or 1)
     student = load_student(project.config.student.ref)
@@ -173,6 +205,8 @@ def run(
     if torch.cuda.is_available():
         model = model.to("cuda")
     steps = total_steps(len(examples), config, max_steps)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / STARTED_FILE).write_text(json.dumps({"student": student.ref}), encoding="utf-8")
     try:
         result = train(
             model,
