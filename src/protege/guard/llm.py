@@ -9,11 +9,16 @@ Two ways to ask, chosen from the model reference:
 - any other model (the local teacher by default) is sent the rendered Llama Guard prompt with a
   strict system message (see `protege.guard.prompts`).
 
-Either way the answer must be in Llama Guard's format: 'safe', or 'unsafe' then category codes.
+A hosted model answers in Llama Guard's text format, 'safe' or 'unsafe' then category codes, read
+by `parse_verdict`. A local model (embedded: or gguf:, served by protege's llama.cpp server) is
+asked under constrained decoding, `prompts.VERDICT_SCHEMA` as the request's response_format: the
+server samples only tokens that keep the answer a verdict, so even the 1.5B teacher cannot leave
+the format (unconstrained, it answered with category descriptions). `parse_json_verdict` reads it.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +31,9 @@ from protege.models.refs import parse_ref
 
 Role = Literal["user", "assistant"]
 MAX_TOKENS = 16  # "unsafe\nS1,S9,S14" and a little slack: the verdict is short by contract
+JSON_MAX_TOKENS = 48  # {"verdict": "unsafe", "categories": ["S1", "S9", "S14"]} is 24 tokens for Qwen
+# What a local llama.cpp server takes as a JSON schema for constrained decoding.
+VERDICT_FORMAT = {"type": "json_object", "schema": prompts.VERDICT_SCHEMA}
 TURN_CHARS = 6000  # the assessed turn is cut here; a guard's context is small
 CONTEXT_TURNS = 2  # earlier turns shown for context ...
 CONTEXT_CHARS = 1000  # ... each cut to this many characters
@@ -64,6 +72,24 @@ def parse_verdict(text: str) -> LLMVerdict:
     if unknown:
         raise GuardFormatError(f"unknown hazard categories {unknown} in {text[:120]!r} (known: S1-S14)")
     return LLMVerdict(False, sorted(set(codes), key=lambda c: int(c[1:])), text)
+
+
+def parse_json_verdict(text: str) -> LLMVerdict:
+    """Read a verdict written under VERDICT_SCHEMA. Raises GuardFormatError when it is not one
+    (a constrained answer can still be cut short by max_tokens, or come from a server that
+    ignored the schema)."""
+    try:
+        doc = json.loads(text or "")
+    except json.JSONDecodeError:
+        doc = None
+    verdict = doc.get("verdict") if isinstance(doc, dict) else None
+    codes = doc.get("categories", []) if isinstance(doc, dict) else None
+    if verdict not in ("safe", "unsafe") or not isinstance(codes, list) or (verdict == "safe" and codes):
+        raise GuardFormatError(f"not a guard verdict (expected {{\"verdict\": \"safe\"|\"unsafe\", ...}}): {text[:120]!r}")
+    unknown = [c for c in codes if c not in prompts.CATEGORIES]
+    if unknown:
+        raise GuardFormatError(f"unknown hazard categories {unknown} in {text[:120]!r} (known: S1-S14)")
+    return LLMVerdict(verdict == "safe", sorted(set(codes), key=lambda c: int(c[1:])), text)
 
 
 def content_text(content: Any) -> str:
@@ -114,6 +140,7 @@ class LLMGuard:
     def __init__(self, model: ModelConfig, *, cache_path: Path | None = None):
         self.model = model
         self.native = is_llama_guard(model)
+        self.constrained = not self.native and parse_ref(model.ref).is_local_gguf
         self.cache_path = cache_path
         self._client = None
         self.probed = False
@@ -123,8 +150,9 @@ class LLMGuard:
             return conversation
         shots = []
         for question, answer in prompts.SHOTS:
+            shown = prompts.json_answer(answer) if self.constrained else answer
             shots += [{"role": "user", "content": prompts.render([{"role": "user", "content": question}])},
-                      {"role": "assistant", "content": answer}]  # fmt: skip
+                      {"role": "assistant", "content": shown}]  # fmt: skip
         return [{"role": "system", "content": prompts.SYSTEM}, *shots, {"role": "user", "content": prompts.render(conversation)}]
 
     async def ask(self, conversation: list[dict[str, str]], *, use_cache: bool = True) -> str:
@@ -133,11 +161,16 @@ class LLMGuard:
             from protege.models.endpoint import open_client
 
             self._client = open_client(self.model, cache_path=self.cache_path)
-        c = await self._client.complete(self._messages(conversation), max_tokens=MAX_TOKENS, temperature=0.0, use_cache=use_cache)
+        fmt = {"response_format": VERDICT_FORMAT, "max_tokens": JSON_MAX_TOKENS} if self.constrained else {"max_tokens": MAX_TOKENS}
+        c = await self._client.complete(self._messages(conversation), temperature=0.0, use_cache=use_cache, **fmt)
         return c.text
 
+    def read(self, raw: str) -> LLMVerdict:
+        """The verdict in an answer of this guard's model (GuardFormatError if there is none)."""
+        return parse_json_verdict(raw) if self.constrained else parse_verdict(raw)
+
     async def classify(self, conversation: list[dict[str, str]]) -> LLMVerdict:
-        return parse_verdict(await self.ask(conversation))
+        return self.read(await self.ask(conversation))
 
     async def probe(self) -> None:
         """Check once that the model answers in the Llama Guard format and tells unsafe from safe.
@@ -151,7 +184,7 @@ class LLMGuard:
         for prompt, want_safe in ((prompts.PROBE_UNSAFE, False), (prompts.PROBE_SAFE, True)):
             raw = await self.ask([{"role": "user", "content": prompt}], use_cache=False)
             try:
-                v = parse_verdict(raw)
+                v = self.read(raw)
             except GuardFormatError:
                 raise ProtegeError(
                     f"guard model {self.model.ref} does not answer in the Llama Guard format "

@@ -160,7 +160,8 @@ class ChatClient:
         return (prompt_tokens * self.config.price_input + completion_tokens * self.config.price_output) / 1e6
 
     def _request(self, messages: Messages, *, temperature: float, max_tokens: int, top_logprobs: int,
-                 stop: list[str] | None, json_mode: bool, sample: int, seed: int | None) -> dict[str, Any]:  # fmt: skip
+                 stop: list[str] | None, json_mode: bool, sample: int, seed: int | None,
+                 response_format: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
         req: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens}
         if top_logprobs:
             req["logprobs"] = True
@@ -169,6 +170,8 @@ class ChatClient:
             req["stop"] = stop
         if json_mode:
             req["response_format"] = {"type": "json_object"}
+        if response_format is not None:
+            req["response_format"] = response_format
         if seed is not None:
             req["seed"] = seed
         return req
@@ -185,10 +188,12 @@ class ChatClient:
         sample: int = 0,
         seed: int | None = None,
         use_cache: bool = True,
+        response_format: dict[str, Any] | None = None,
     ) -> Completion:
-        """One chat completion. With temperature > 0, `sample` tells cached samples apart."""
+        """One chat completion. With temperature > 0, `sample` tells cached samples apart.
+        `response_format` is sent as given: constrained output (a JSON schema) for servers that take it."""
         req = self._request(messages, temperature=temperature, max_tokens=max_tokens, top_logprobs=top_logprobs,
-                            stop=stop, json_mode=json_mode, sample=sample, seed=seed)  # fmt: skip
+                            stop=stop, json_mode=json_mode, sample=sample, seed=seed, response_format=response_format)  # fmt: skip
         key_req = dict(req, sample=sample) if temperature > 0 else req
         key = request_key(self.identity, key_req)
         if use_cache and self.cache is not None:
