@@ -78,8 +78,23 @@ def to_row(project: Project, request: dict[str, Any], persona: str, redact: Any)
     return row, redactions
 
 
-def run(project: Project, db: str | None = None) -> HarvestResult:
-    """Harvest the project's traffic log into a new dataset version (nothing written if none)."""
+@dataclass
+class Selection:
+    """What a harvest would add now: the candidate requests and the fresh rows made from them."""
+
+    requests: list[dict[str, Any]]  # teacher-answered, finished well, not rated down
+    rows: list[dict[str, Any]]  # new train rows: not harvested before, not near-duplicates
+    duplicates: int
+    redactions: int
+    train: list[dict[str, Any]]  # train.jsonl as it is
+
+    @property
+    def rated_up(self) -> int:
+        return sum(1 for r in self.requests if r["rating"] and r["rating"] > 0)
+
+
+def select(project: Project, db: str | None = None) -> Selection:
+    """The rows a harvest would add, without writing anything (the owner's page shows them too)."""
     from protege.corpus import load_chunks
     from protege.guard import published_pii, redact
     from protege.serve.agent import persona_for
@@ -94,7 +109,6 @@ def run(project: Project, db: str | None = None) -> HarvestResult:
     finally:
         engine.dispose()
 
-    data = project.paths.data
     train = _read_jsonl(project.paths.train_jsonl)
     existing = train + _read_jsonl(project.paths.eval_jsonl)
     seen_traffic = {r.get("source", {}).get("traffic_id") for r in train}
@@ -116,9 +130,16 @@ def run(project: Project, db: str | None = None) -> HarvestResult:
     repeats = near_duplicates(questions, project.config.synth.dedup_threshold)
     fresh = [r for i, r in enumerate(rows) if len(existing) + i not in repeats]
     redactions = sum(r["guard"]["redactions"] for r in fresh)
+    return Selection(requests, fresh, len(rows) - len(fresh), redactions, train)
+
+
+def run(project: Project, db: str | None = None) -> HarvestResult:
+    """Harvest the project's traffic log into a new dataset version (nothing written if none)."""
+    sel = select(project, db)
+    fresh, train, redactions = sel.rows, sel.train, sel.redactions
+    data = project.paths.data
     version = _next_version(data)
-    result = HarvestResult(version, None, len(requests), len(fresh), len(rows) - len(fresh), redactions,
-                           sum(1 for r in requests if r["rating"] and r["rating"] > 0))  # fmt: skip
+    result = HarvestResult(version, None, len(sel.requests), len(fresh), sel.duplicates, redactions, sel.rated_up)
     if not fresh:
         return result
 
