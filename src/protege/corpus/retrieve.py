@@ -20,6 +20,13 @@ def context_turn(question: str, chunks: list[tuple[str, str]]) -> str:
     return f"Context:\n{shown}\n\nQuestion: {question}"
 
 
+def question_of_turn(turn: str) -> str:
+    """The question inside a user turn: the turn itself, or the part after `context_turn`'s context."""
+    if turn.startswith("Context:\n") and "\n\nQuestion: " in turn:
+        return turn.rsplit("\n\nQuestion: ", 1)[1]
+    return turn
+
+
 class Retriever:
     def __init__(self, chunks: list[Any]):
         from protege.models.embeddings import encode
