@@ -18,6 +18,7 @@ COLORS = {"student": "#1f7a4d", "teacher": "#8a4f12", "guard": "#9b1c1c"}
 WHO = {"student": "local model", "teacher": "big model", "guard": "safety filter"}
 ROUTER_COLORS = ["#2452b8", "#7b3fb5", "#0f8b8d", "#c76b00", "#5d6672"]
 CLIP = 280  # characters of a question or answer shown in a table cell
+WIDE = 1000  # chart width for a full-width card (charts scale to their box: this keeps their text small)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def _secs(v: float | None) -> str:
 
 
 def _usd(v: float) -> str:
-    return f"${v:,.4f}" if v < 1 else f"${v:,.2f}"
+    return "$0" if v == 0 else f"${v:,.4f}" if v < 1 else f"${v:,.2f}"
 
 
 def _pct(v: float | None) -> str:
@@ -91,7 +92,7 @@ def _tiles(t: Traffic) -> str:
         ("median latency, local model", _secs(t.route("student").p50_s)),
         ("median latency, big model", _secs(t.route("teacher").p50_s)),
         ("cost", _usd(t.cost_usd)),
-        ("rated 👍 / 👎", f"{up} / {down}"),
+        ("rated up / down", f"{up} / {down}"),
         ("failed or cut off", f"{t.failed:,}"),
     ]
     return '<div class="tiles">' + "".join(
@@ -103,8 +104,9 @@ def _tiles(t: Traffic) -> str:
 def _traffic_chart(t: Traffic) -> str:
     stacks = [Series(WHO[r], t.counts[r], COLORS[r]) for r in ("student", "teacher", "guard")]
     unit = "hour" if t.bucket_s == 3600 else "day"
-    return bar_chart(t.labels, stacks, title=f"Requests per {unit}, by who answered", chart_id="chart-traffic",
-                     y_label="requests", fmt_y=lambda v: f"{v:g}")  # fmt: skip
+    svg = bar_chart(t.labels, stacks, title=f"Requests per {unit}, by who answered", chart_id="chart-traffic",
+                    y_label="requests", fmt_y=lambda v: f"{v:g}", width=WIDE)  # fmt: skip
+    return f'<div class="scroll">{svg}</div>'
 
 
 def _cost_table(t: Traffic) -> str:
@@ -113,17 +115,17 @@ def _cost_table(t: Traffic) -> str:
         if not r.requests:
             continue
         per_1k = _usd(1000 * r.cost_usd / r.answered) if r.answered else "–"
-        rows.append([_pill(r.route), f"{r.requests:,}", f"{r.answered:,}", _secs(r.p50_s), _secs(r.p95_s),
-                     f"{r.completion_tokens:,}", escape(_usd(r.cost_usd)), escape(per_1k)])  # fmt: skip
-    head = ["answered by", "requests", "ok", "latency p50", "latency p95", "tokens out", "cost", "per 1,000 answers"]
-    note = '<p class="note">Latency is the gateway\'s wall time per answered request; cost is what the model references price (a local model: its machine time).</p>'
-    return _table(head, rows, "No requests in this period.", {1, 2, 3, 4, 5, 6, 7}) + note
+        rows.append([_pill(r.route), f"{r.requests:,}", _secs(r.p50_s), _secs(r.p95_s), escape(_usd(r.cost_usd)), escape(per_1k)])
+    head = ["answered by", "requests", "latency p50", "latency p95", "cost", "per 1,000"]
+    note = ('<p class="note">Latency: the gateway\'s wall time per answered request. Cost: tokens at the prices set on '
+            "each model in protege.yaml (price_input, price_output; a local model is free unless priced).</p>")  # fmt: skip
+    return _table(head, rows, "No requests in this period.", {1, 2, 3, 4, 5}) + note
 
 
 def _ratings_table(t: Traffic) -> str:
     rows = [[_pill(r.route), f"{r.up}", f"{r.down}", _pct((r.up + r.down) / r.answered if r.answered else None)]
             for r in t.routes if r.requests]  # fmt: skip
-    return _table(["answered by", "👍", "👎", "share rated"], rows, "No requests in this period.", {1, 2, 3})
+    return _table(["answered by", "rated up", "rated down", "share rated"], rows, "No requests in this period.", {1, 2, 3})
 
 
 def _curve_chart(c: Curve) -> str:
@@ -132,14 +134,17 @@ def _curve_chart(c: Curve) -> str:
     series, colors = [], iter(ROUTER_COLORS)
     for name, values in c.lines.items():
         if name == RANDOM_LINE:
-            series.append(Series("random", values, "#9aa1ab", dashed=True, width=1.5))
+            series.append(Series("random (expected)", values, "#9aa1ab", dashed=True, width=1.5))
         else:
             chosen = name == c.chosen
             series.append(Series(name + (" (chosen)" if chosen else ""), values, next(colors, "#5d6672"), width=3 if chosen else 1.4))
     markers = [Marker(c.operating[0], c.operating[1], f"threshold: {c.operating[0]:.0%} to the big model")] if c.operating else []
-    return line_chart(c.shares, series, title="Quality against teacher calls (the router's fit)", chart_id="chart-curve",
-                      x_label="teacher calls (share of queries): the cost", y_label=c.measure,
-                      fmt_x=lambda v: f"{v:.0%}", fmt_y=lambda v: f"{v:g}", markers=markers)  # fmt: skip
+    svg = line_chart(c.shares, series, title="Quality against teacher calls (the router's fit)", chart_id="chart-curve",
+                     x_label="teacher calls (share of queries): the cost", y_label=c.measure,
+                     fmt_x=lambda v: f"{v:.0%}", fmt_y=lambda v: f"{v:g}", markers=markers, width=WIDE)  # fmt: skip
+    note = ('<p class="note">Out-of-fold quality of each router on the judged questions, against the share sent to the big '
+            "model. The dot is where the fitted threshold sits.</p>" if c.operating else "")  # fmt: skip
+    return f'<div class="scroll">{svg}</div>{note}'
 
 
 def _harvest(h: HarvestPreview, root: str) -> str:

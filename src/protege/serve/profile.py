@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from protege.config import ServeConfig
 from protege.corpus.retrieve import question_of_turn
 from protege.project import Project
 
@@ -82,6 +83,13 @@ def example_questions(train_jsonl: Path, n: int = EXAMPLES) -> list[str]:
 
 def profile(project: Project, persona: str) -> Profile:
     return Profile(project.name, title(project.name), tagline(persona), example_questions(project.paths.train_jsonl))
+
+
+def sources_for(route: str, chunks: list[Any], serve: ServeConfig) -> list[dict[str, str]] | None:
+    """The sources of an answer: the chunks the model that answered was shown, None if it was
+    shown none (its retrieval is off, or the guard answered)."""
+    shown = {"student": serve.retrieval, "teacher": serve.teacher_retrieval}.get(route, False)
+    return sources(chunks) if shown and chunks else None
 
 
 def sources(chunks: list[Any]) -> list[dict[str, str]]:
