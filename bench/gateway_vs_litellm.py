@@ -4,12 +4,12 @@ The upstream is a tiny OpenAI-compatible ASGI app under uvicorn (`--upstream POR
 answers at once with keep-alive, so what is measured is what each gateway adds: parsing, auth,
 routing, logging, the upstream call, the reply.
 
-    python bench/gateway_vs_litellm.py                      # needs LiteLLM in .bench-venv-litellm
-    python -m venv .bench-venv-litellm && .bench-venv-litellm/bin/pip install 'litellm[proxy]'
+    python bench/gateway_vs_litellm.py [--quick] [--json PATH]   # LiteLLM from .bench-venv-litellm
+    make bench-peers                                             # installs it there
 
 Each gateway runs as its own process with its defaults and an API key (protege: a key from
-`protege keys create`, rule-layer guard, traffic log in SQLite, metrics; LiteLLM: a master key,
-no database). Sequential requests, sent to each in rotation, give the latency
+`protege keys create`, rule-layer guard, traffic log in SQLite, metrics, and the teacher's
+retrieval over the bike shop's docs, on by default; LiteLLM: a master key, no database). Sequential requests, sent to each in rotation, give the latency
 (added = gateway minus direct upstream, at p50 and p99), then concurrent clients give the most
 requests per second. Rounds alternate between the two and the best round of each is kept, since
 the machine is shared.
@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -30,9 +31,11 @@ import time
 from pathlib import Path
 
 import httpx
+import record
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "examples" / "riverbend-bikes" / "docs"
 LITELLM = ROOT / ".bench-venv-litellm" / "bin" / "litellm"
 BODY = {"model": "canned", "messages": [{"role": "user", "content": "What are your opening hours?"}], "max_tokens": 16}
 
@@ -43,11 +46,13 @@ def free_port() -> int:
     return pick()
 
 
-def wait_ready(url: str, proc: subprocess.Popen, what: str, timeout: float = 180) -> None:
+def wait_ready(url: str, proc: subprocess.Popen, what: str, log: Path, timeout: float = 180) -> None:
+    """Wait for a started server to answer; exit with the end of its log if it died or hung."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            sys.exit(f"{what} exited at start (code {proc.returncode})")
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-10:])
+            sys.exit(f"{what} exited at start (code {proc.returncode}); the end of {log}:\n{tail}")
         try:
             if httpx.get(url, timeout=1).status_code < 500:
                 return
@@ -82,16 +87,16 @@ async def upstream_app(scope: dict, receive, send) -> None:  # noqa: ANN001
 
 def start_upstream(logs: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--upstream", str(port)],
-                            stdout=(logs / "upstream.log").open("w"), stderr=subprocess.STDOUT)  # fmt: skip
+    log = logs / "upstream.log"
+    proc = subprocess.Popen([sys.executable, __file__, "--upstream", str(port)], stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
-    wait_ready(f"{url}/models", proc, "canned upstream")
+    wait_ready(f"{url}/models", proc, "canned upstream", log)
     return proc, url
 
 
 def start_protege(upstream: str, work: Path) -> tuple[subprocess.Popen, str, str]:
     project = work / "bench-agent"
-    (project / "docs").mkdir(parents=True)
+    shutil.copytree(DOCS, project / "docs")  # serve needs documents: teacher retrieval is on by default
     model = {"ref": f"openai:canned@{upstream}", "concurrency": 256, "max_retries": 0}
     config = {"name": "canned", "student": model, "teacher": model,
               "serve": {"rate_limit_per_minute": 10_000_000, "max_queue": 1024}}  # fmt: skip
@@ -100,17 +105,25 @@ def start_protege(upstream: str, work: Path) -> tuple[subprocess.Popen, str, str
 
     key, _ = KeyStore(project / "artifacts" / "keys.db").create("bench")
     port = free_port()
+    log = work / "protege.log"
     proc = subprocess.Popen([sys.executable, "-m", "protege.cli", "serve", str(project), "--port", str(port)],
-                            stdout=(work / "protege.log").open("w"), stderr=subprocess.STDOUT)  # fmt: skip
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
-    wait_ready(f"http://127.0.0.1:{port}/health", proc, "protege serve")
+    wait_ready(f"http://127.0.0.1:{port}/health", proc, "protege serve", log)
     return proc, url, key
 
 
-def start_litellm(upstream: str, work: Path) -> tuple[subprocess.Popen, str, str]:
+def litellm_version() -> str | None:
+    """LiteLLM's version in its venv, or None when it is not installed there."""
     if not LITELLM.is_file():
-        sys.exit(f"LiteLLM not found at {LITELLM}: python -m venv .bench-venv-litellm && "
-                 ".bench-venv-litellm/bin/pip install 'litellm[proxy]'")  # fmt: skip
+        return None
+    python = LITELLM.parent / "python"
+    done = subprocess.run([str(python), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+                          capture_output=True, text=True)  # fmt: skip
+    return done.stdout.strip() or None
+
+
+def start_litellm(upstream: str, work: Path) -> tuple[subprocess.Popen, str, str]:
     config = {"model_list": [{"model_name": "canned",
                               "litellm_params": {"model": "openai/canned", "api_base": upstream, "api_key": "sk-bench"}}],
               "litellm_settings": {"telemetry": False, "drop_params": True}}  # fmt: skip
@@ -119,10 +132,11 @@ def start_litellm(upstream: str, work: Path) -> tuple[subprocess.Popen, str, str
     port = free_port()
     key = "sk-" + secrets.token_hex(32)
     env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_MODE": "PRODUCTION", "LITELLM_MASTER_KEY": key}
+    log = work / "litellm.log"
     proc = subprocess.Popen([str(LITELLM), "--config", str(cfg), "--port", str(port), "--num_workers", "1"],
-                            stdout=(work / "litellm.log").open("w"), stderr=subprocess.STDOUT, env=env)  # fmt: skip
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
-    wait_ready(f"http://127.0.0.1:{port}/health/liveliness", proc, "litellm proxy")
+    wait_ready(f"http://127.0.0.1:{port}/health/liveliness", proc, "litellm proxy", log)
     return proc, url, key
 
 
@@ -174,13 +188,22 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients for throughput")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--upstream", type=int, metavar="PORT", help="only run the fast upstream on PORT")
-    args = parser.parse_args()
+    args = record.parse(parser, quick={"requests": 40, "load": 200, "clients": 8, "rounds": 1})
     if args.upstream:
         import uvicorn
 
         uvicorn.run(upstream_app, host="127.0.0.1", port=args.upstream, log_level="warning", access_log=False)
         return
+    with record.BenchRun("gateway_vs_litellm", args) as run:
+        version = litellm_version()
+        if version is None:
+            run.peer_missing("LiteLLM proxy", f"not installed at {LITELLM} (make bench-peers installs it)")
+        best = measure(args, with_litellm=version is not None)
+        report(run, best, args, f"LiteLLM {version} proxy")
 
+
+def measure(args: argparse.Namespace, with_litellm: bool) -> dict[str, dict[str, float]]:
+    """Best round of each target: p50/p99 latency (s), requests/s, failed requests."""
     work = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     procs = []
     try:
@@ -188,9 +211,11 @@ def main() -> None:
         procs.append(upstream_proc)
         protege_proc, protege_url, protege_key = start_protege(upstream, work)
         procs.append(protege_proc)
-        litellm_proc, litellm_url, litellm_key = start_litellm(upstream, work)
-        procs.append(litellm_proc)
-        targets = {"direct": (upstream, "none"), "protege": (protege_url, protege_key), "litellm": (litellm_url, litellm_key)}
+        targets = {"direct": (upstream, "none"), "protege": (protege_url, protege_key)}
+        if with_litellm:
+            litellm_proc, litellm_url, litellm_key = start_litellm(upstream, work)
+            procs.append(litellm_proc)
+            targets["litellm"] = (litellm_url, litellm_key)
         best: dict[str, dict[str, float]] = {k: {"p50": 1e9, "p99": 1e9, "rps": 0.0, "failed": 0} for k in targets}
         for r in range(args.rounds):
             lats = asyncio.run(latencies(targets, args.requests))
@@ -207,21 +232,35 @@ def main() -> None:
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=30)
+    print(f"logs in {work}")
+    return best
 
+
+def report(run: record.BenchRun, best: dict[str, dict[str, float]], args: argparse.Namespace, peer: str) -> None:
     d = best["direct"]
-    print(f"\nupstream alone: p50 {d['p50'] * 1e3:.2f} ms, p99 {d['p99'] * 1e3:.2f} ms, {d['rps']:.0f} req/s "
-          f"({args.requests} sequential requests to each in rotation, then {args.load} from {args.clients} clients; "
-          f"best of {args.rounds} rounds; {os.cpu_count()} CPU cores shared by client, upstream and gateway)")  # fmt: skip
+    setup = (f"{args.requests} sequential requests to each in rotation, then {args.load} from {args.clients} "
+             f"clients; best of {args.rounds} rounds; {os.cpu_count()} CPU cores shared by client, upstream and gateway")  # fmt: skip
+    print(f"\nupstream alone: p50 {d['p50'] * 1e3:.2f} ms, p99 {d['p99'] * 1e3:.2f} ms, {d['rps']:.0f} req/s ({setup})")
     print(f"{'gateway':10s} {'added p50':>10s} {'added p99':>10s} {'max req/s':>10s} {'failed':>7s}")
     added = {}
-    for name in ("protege", "litellm"):
+    for name in best.keys() - {"direct"}:
         b = best[name]
         added[name] = (b["p50"] - d["p50"], b["p99"] - d["p99"])
         print(f"{name:10s} {added[name][0] * 1e3:8.2f}ms {added[name][1] * 1e3:8.2f}ms {b['rps']:10.0f} {int(b['failed']):7d}")
+    run.note(f"Upstream alone: p50 {d['p50'] * 1e3:.2f} ms, p99 {d['p99'] * 1e3:.2f} ms, {d['rps']:.0f} req/s ({setup}).")
+    run.note("Added latency is the gateway's minus the upstream's alone. protege runs with its defaults: API key, "
+             "rule-layer guard, SQLite traffic log, metrics, teacher retrieval over the bike shop's 16 pages.")  # fmt: skip
+    failed = {name: int(b["failed"]) for name, b in best.items() if b["failed"]}
+    if failed:
+        run.note(f"Failed requests (non-200) under load: {failed}.")
+    if "litellm" not in best:
+        return
     p, lt = best["protege"], best["litellm"]
-    print(f"\nratios (litellm / protege): added latency p50 x{added['litellm'][0] / added['protege'][0]:.2f}, "
-          f"p99 x{added['litellm'][1] / added['protege'][1]:.2f}; throughput protege / litellm x{p['rps'] / lt['rps']:.2f}")  # fmt: skip
-    print(f"logs in {work}")
+    for q, i in (("p50", 0), ("p99", 1)):
+        run.compare(f"added latency {q}", ours=added["protege"][i] * 1e3, peer=added["litellm"][i] * 1e3,
+                    peer_name=peer, unit="ms", better="lower")  # fmt: skip
+    run.compare(f"throughput, {args.clients} clients", ours=p["rps"], peer=lt["rps"], peer_name=peer, unit="req/s",
+                better="higher")  # fmt: skip
 
 
 if __name__ == "__main__":

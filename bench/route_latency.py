@@ -6,21 +6,21 @@ generation time, which `protege route fit` reports. For a peer comparison the sa
 timed with the query embedded by sentence-transformers on torch (the path fit uses), and the
 ratio is printed.
 
-    .venv/bin/python bench/route_latency.py [--n 500]
+    .venv/bin/python bench/route_latency.py [--n 500] [--quick] [--json PATH]
 
-The machine's load average is printed too: on a shared CPU, wall-clock tail latency follows
-the load, so the CPU time each decision used is printed beside it.
+On a shared CPU, wall-clock tail latency follows the load, so the CPU time each decision used
+is printed beside it.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import record
 
 QUERIES = [
     "When do you open on Saturday?",
@@ -57,8 +57,13 @@ def fitted_routers(directory: Path) -> dict[str, Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500, help="decisions timed per router")
-    args = parser.parse_args()
+    args = record.parse(parser, quick={"n": 50})
+    with record.BenchRun("route_latency", args) as run:
+        measure(args.n, run)
 
+
+def measure(n: int, run: record.BenchRun) -> None:
+    """Time n decisions per router through protege's path, and the same decisions on torch."""
     from protege.models.embeddings import encode
     from protege.route import load
     from protege.route.routers import Queries
@@ -69,7 +74,7 @@ def main() -> None:
             messages = [[{"role": "user", "content": q}] for q in QUERIES]
             router.decide(messages[0])  # load the encoder once, outside the timing
             times, cpu = [], []
-            for i in range(args.n):
+            for i in range(n):
                 t0, c0 = time.perf_counter(), time.process_time()
                 router.decide(messages[i % len(messages)])
                 times.append(time.perf_counter() - t0)
@@ -79,17 +84,23 @@ def main() -> None:
 
             encode(QUERIES[:1])
             torch_times = []
-            for i in range(max(50, args.n // 5)):
+            for i in range(max(50, n // 5)):
                 t0 = time.perf_counter()
                 emb = encode([QUERIES[i % len(QUERIES)]])
                 router.scorer.score(Queries([QUERIES[i % len(QUERIES)]], emb))
                 torch_times.append(time.perf_counter() - t0)
             t50, t99 = percentiles(torch_times)
             verdict = "within" if p99 < 10 else "OVER"
-            print(f"{kind:11s} decide(): p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  ({verdict} the 10 ms p99 budget; n={args.n})")
+            print(f"{kind:11s} decide(): p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  ({verdict} the 10 ms p99 budget; n={n})")
             print(f"{'':11s} CPU time:   p50 {c50:6.2f} ms  p99 {c99:6.2f} ms  (what a decision costs without waiting for a core)")
-            print(f"{'':11s} torch path: p50 {t50:6.2f} ms  p99 {t99:6.2f} ms  -> numpy path is {t50 / p50:.1f}x faster at p50, {t99 / p99:.1f}x at p99")
-    print(f"load average while measuring: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+            print(f"{'':11s} torch path: p50 {t50:6.2f} ms  p99 {t99:6.2f} ms")
+            for q, ours, peer in (("p50", p50, t50), ("p99", p99, t99)):
+                run.compare(f"{kind} decision {q}", ours=ours, peer=peer, peer_name="sentence-transformers (torch)",
+                            unit="ms", better="lower")  # fmt: skip
+            run.note(f"{kind}: decision p99 {p99:.2f} ms, {verdict} the 10 ms budget; CPU time per decision p50 "
+                     f"{c50:.2f} ms, p99 {c99:.2f} ms; n={n} (torch path n={max(50, n // 5)}).")  # fmt: skip
+    run.note("A decision embeds the query (MiniLM-L6) and scores it; the peer embeds it with sentence-transformers "
+             "on torch, as `protege route fit` does, and scores it with the same router.")  # fmt: skip
 
 
 if __name__ == "__main__":

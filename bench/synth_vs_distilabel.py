@@ -2,30 +2,34 @@
 
 Both talk to one local llama.cpp server (started here through protege's server pool) over the
 OpenAI protocol, and both are asked for the same number of pairs: `--chunks` chunks of the
-bike-shop example times `--questions` questions each. distilabel runs in its own venv
-(.bench-venv, no torch: `python3.11 -m venv .bench-venv && .bench-venv/bin/pip install
-"distilabel[openai]==1.5.3" requests`); this script calls itself there with --distilabel-side.
+bike-shop example times `--questions` questions each (distilabel's SelfInstruct returns every
+line the model wrote as an instruction, so its first `--questions` per chunk are kept before
+they are answered). distilabel runs in its own venv (.bench-venv, no torch; `make bench-peers`
+installs it); this script calls itself there with --distilabel-side.
 
 What each does per pair is not the same, and the figures should be read with that in mind:
 distilabel writes questions (several per call) and answers them closed-book; protege writes
 one question per call, answers grounded in the chunk, runs the guard and a judge call, and
 drops pairs the judge scores low. Printed: wall time, teacher tokens, kept pairs per minute.
 
-    .venv/bin/python bench/synth_vs_distilabel.py [--model embedded:smollm2-135m-instruct] [--chunks 4] [--questions 2]
+    .venv/bin/python bench/synth_vs_distilabel.py [--model embedded:smollm2-135m-instruct] [--chunks 4]
+        [--questions 2] [--quick] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+
+import record
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "examples" / "riverbend-bikes" / "docs"
@@ -34,11 +38,30 @@ ANSWER_MAX_TOKENS = 128
 
 
 def distilabel_side(url: str, chunks: list[str], questions: int, out: Path) -> None:
-    """Runs inside .bench-venv: distilabel's SelfInstruct -> ExpandColumns -> TextGeneration."""
+    """Runs inside .bench-venv: distilabel's SelfInstruct -> first N -> ExpandColumns -> TextGeneration."""
+    import distilabel
     from distilabel.models import OpenAILLM
     from distilabel.pipeline import Pipeline
-    from distilabel.steps import ExpandColumns, LoadDataFromDicts
+    from distilabel.steps import ExpandColumns, LoadDataFromDicts, Step, StepInput
     from distilabel.steps.tasks import SelfInstruct, TextGeneration
+
+    class KeepFirst(Step):
+        """Keeps the first n instructions of each row, so both sides answer as many questions."""
+
+        n: int = 1
+
+        @property
+        def inputs(self) -> list[str]:
+            return ["instructions"]
+
+        @property
+        def outputs(self) -> list[str]:
+            return ["instructions"]
+
+        def process(self, inputs: StepInput):  # noqa: ANN201
+            for row in inputs:
+                row["instructions"] = (row.get("instructions") or [])[: self.n]
+            yield inputs
 
     def llm(temperature: float, max_tokens: int) -> OpenAILLM:
         return OpenAILLM(model="local", base_url=url, api_key="sk-local", timeout=600,
@@ -48,9 +71,10 @@ def distilabel_side(url: str, chunks: list[str], questions: int, out: Path) -> N
         load = LoadDataFromDicts(data=[{"input": c} for c in chunks])
         instruct = SelfInstruct(llm=llm(0.8, 256), num_instructions=questions,
                                 application_description="A bike shop's customer support assistant.")  # fmt: skip
+        first = KeepFirst(n=questions)
         expand = ExpandColumns(columns={"instructions": "instruction"})
         answer = TextGeneration(llm=llm(0.0, ANSWER_MAX_TOKENS))
-        load >> instruct >> expand >> answer
+        load >> instruct >> first >> expand >> answer
     t0 = time.perf_counter()
     distiset = pipeline.run(use_cache=False)
     wall = time.perf_counter() - t0
@@ -69,7 +93,7 @@ def distilabel_side(url: str, chunks: list[str], questions: int, out: Path) -> N
             for field in ("input_tokens", "output_tokens"):  # a list per generation, or one int
                 value = stats.get(field) or 0
                 tokens += sum(value) if isinstance(value, list) else int(value)
-    out.write_text(json.dumps({"wall_s": wall, "pairs": len(pairs), "tokens": tokens}))
+    out.write_text(json.dumps({"wall_s": wall, "pairs": len(pairs), "tokens": tokens, "version": distilabel.__version__}))
 
 
 def protege_side(url: str, license: str, chunks: int, questions: int) -> dict:
@@ -120,37 +144,59 @@ def main() -> None:
     parser.add_argument("--model", default="embedded:smollm2-135m-instruct", help="local model behind the endpoint")
     parser.add_argument("--chunks", type=int, default=4)
     parser.add_argument("--questions", type=int, default=2, help="questions per chunk")
-    args = parser.parse_args()
-    if not BENCH_PYTHON.exists():
-        sys.exit(f"{BENCH_PYTHON} missing: python3.11 -m venv .bench-venv && .bench-venv/bin/pip install 'distilabel[openai]==1.5.3' requests")
+    args = record.parse(parser, quick={"chunks": 1, "questions": 1})
+    with record.BenchRun("synth_vs_distilabel", args) as run:
+        if not BENCH_PYTHON.exists():
+            run.peer_missing("distilabel", f"{BENCH_PYTHON} missing (make bench-peers installs distilabel there)")
+        measure(args, run)
 
+
+def distilabel_run(url: str, chunks: int, questions: int) -> dict:
+    """distilabel's side, in its own venv, on the same chunks and endpoint."""
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "chunks.json"
+        spec.write_text(json.dumps(chunk_texts(chunks)))
+        out = Path(tmp) / "result.json"
+        env = dict(os.environ, HF_HUB_OFFLINE="1", DISTILABEL_LOG_LEVEL="WARNING")
+        done = subprocess.run([str(BENCH_PYTHON), __file__, "--distilabel-side", url, str(spec), str(questions), str(out)],
+                              env=env, capture_output=True, text=True)  # fmt: skip
+        if done.returncode or not out.exists():
+            sys.exit(f"distilabel's side failed (exit code {done.returncode}):\n{done.stderr[-3000:]}")
+        return json.loads(out.read_text())
+
+
+def measure(args: argparse.Namespace, run: record.BenchRun) -> None:
     from protege.config import ModelConfig
     from protege.models.endpoint import server_spec
     from protege.models.server import POOL
     from protege.synth.card import license_terms
 
-    server = POOL.get(server_spec(ModelConfig(ref=args.model)))
-    url = server.base_url
+    url = POOL.get(server_spec(ModelConfig(ref=args.model))).base_url
     print(f"endpoint: {args.model} served by llama.cpp at {url}; {args.chunks} chunks x {args.questions} questions")
-
-    ours = protege_side(url, license_terms(ModelConfig(ref=args.model)), args.chunks, args.questions)
-    print(f"protege done: {json.dumps(ours)}", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        spec = Path(tmp) / "chunks.json"
-        spec.write_text(json.dumps(chunk_texts(args.chunks)))
-        out = Path(tmp) / "result.json"
-        env = dict(os.environ, HF_HUB_OFFLINE="1", DISTILABEL_LOG_LEVEL="WARNING")
-        subprocess.run([str(BENCH_PYTHON), __file__, "--distilabel-side", url, str(spec), str(args.questions), str(out)],
-                       check=True, env=env, stdout=subprocess.DEVNULL)  # fmt: skip
-        theirs = json.loads(out.read_text())
-    POOL.stop_all()
+    try:
+        ours = protege_side(url, license_terms(ModelConfig(ref=args.model)), args.chunks, args.questions)
+        print(f"protege done: {json.dumps(ours)}", flush=True)
+        theirs = distilabel_run(url, args.chunks, args.questions) if BENCH_PYTHON.exists() else None
+    finally:
+        POOL.stop_all()
 
     print(f"{'':<12} {'wall s':>8} {'tokens':>8} {'kept pairs':>11} {'pairs/min':>10}")
     for name, r in (("protege", ours), ("distilabel", theirs)):
-        print(f"{name:<12} {r['wall_s']:>8.1f} {r['tokens']:>8,} {r['pairs']:>11} {r['pairs'] / r['wall_s'] * 60:>10.1f}")
-    ratio = (ours["pairs"] / ours["wall_s"]) / (theirs["pairs"] / theirs["wall_s"]) if theirs["pairs"] else float("nan")
-    print(f"pairs/min ratio protege/distilabel: {ratio:.2f} (protege wrote {ours['written']} questions and kept "
-          f"{ours['pairs']} after dedup, guard and judge, dropped {ours['dropped']}; distilabel keeps every pair)")  # fmt: skip
+        if r:
+            print(f"{name:<12} {r['wall_s']:>8.1f} {r['tokens']:>8,} {r['pairs']:>11} {r['pairs'] / r['wall_s'] * 60:>10.1f}")
+    run.note(f"Endpoint: {args.model} on llama.cpp; {args.chunks} chunks x {args.questions} questions asked of each. "
+             f"protege wrote {ours['written']} questions and kept {ours['pairs']} after dedup, guard and judge "
+             f"(dropped: {ours['dropped'] or 'none'}); it answers grounded in the chunk and makes a judge call per pair, "
+             "distilabel answers closed-book and keeps every pair.")  # fmt: skip
+    if theirs is None:
+        return
+    if not (ours["pairs"] and theirs["pairs"]):
+        sys.exit(f"no kept pairs to compare (protege {ours['pairs']}, distilabel {theirs['pairs']})")
+    peer = f"distilabel {theirs['version']}"
+    run.compare("kept pairs per minute", ours=ours["pairs"] / ours["wall_s"] * 60,
+                peer=theirs["pairs"] / theirs["wall_s"] * 60, peer_name=peer, unit="pairs/min", better="higher")  # fmt: skip
+    run.compare("teacher tokens per kept pair", ours=ours["tokens"] / ours["pairs"], peer=theirs["tokens"] / theirs["pairs"],
+                peer_name=peer, unit="tokens", better="lower")  # fmt: skip
 
 
 if __name__ == "__main__":

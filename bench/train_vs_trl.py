@@ -4,19 +4,23 @@ Each trainer runs in its own subprocess (so peak RSS is its own) on the embedded
 and the hand-written bike-shop rows. Both count real (non-padding) tokens; both final models
 are scored with the same loss on the assistant tokens of all rows.
 
-    .venv/bin/python bench/train_vs_trl.py [--steps 10] [--batch 4]
+    .venv/bin/python bench/train_vs_trl.py [--steps 10] [--batch 4] [--quick] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
+
+import record
 
 ROWS = Path(__file__).resolve().parent.parent / "tests" / "train" / "data" / "bikeshop.jsonl"
 STUDENT = "embedded:smollm2-135m-instruct"
@@ -88,8 +92,6 @@ def run_trl(rows, steps: int, batch: int) -> dict:
 
 
 def child(which: str, steps: int, batch: int) -> None:
-    import os
-
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -100,29 +102,38 @@ def child(which: str, steps: int, batch: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--child", choices=["protege", "trl"])
-    args = parser.parse_args()
+    args = record.parse(parser, quick={"steps": 2, "batch": 2})
     if args.child:
         child(args.child, args.steps, args.batch)
         return
-    results = {}
-    for which in ("trl", "protege"):
-        t0 = time.perf_counter()
-        done = subprocess.run([sys.executable, __file__, "--child", which, "--steps", str(args.steps), "--batch", str(args.batch)],
-                              capture_output=True, text=True)  # fmt: skip
-        line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
-        if done.returncode or not line:
-            sys.exit(f"{which} failed:\n{done.stderr[-3000:]}")
-        results[which] = json.loads(line[0][7:])
-        results[which]["wall_s"] = time.perf_counter() - t0
-    print(f"{'':10} {'tokens/s':>10} {'peak RSS MB':>12} {'final loss':>11} {'train s':>8}")
-    for which, r in results.items():
-        print(f"{which:10} {r['tokens'] / r['seconds']:10.1f} {r['peak_rss_mb']:12.0f} {r['final_loss']:11.4f} {r['seconds']:8.1f}")
-    speed = (results["protege"]["tokens"] / results["protege"]["seconds"]) / (results["trl"]["tokens"] / results["trl"]["seconds"])
-    print(f"protege / TRL tokens/s: {speed:.2f}x   peak RSS ratio: {results['protege']['peak_rss_mb'] / results['trl']['peak_rss_mb']:.2f}")
+    with record.BenchRun("train_vs_trl", args) as run:
+        results = {}
+        for which in ("trl", "protege"):
+            t0 = time.perf_counter()
+            done = subprocess.run([sys.executable, __file__, "--child", which, "--steps", str(args.steps),
+                                   "--batch", str(args.batch)], capture_output=True, text=True)  # fmt: skip
+            line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+            if done.returncode or not line:
+                sys.exit(f"{which} failed:\n{done.stderr[-3000:]}")
+            results[which] = json.loads(line[0][7:])
+            results[which]["wall_s"] = time.perf_counter() - t0
+        print(f"{'':10} {'tokens/s':>10} {'peak RSS MB':>12} {'final loss':>11} {'train s':>8}")
+        for which, r in results.items():
+            print(f"{which:10} {r['tokens'] / r['seconds']:10.1f} {r['peak_rss_mb']:12.0f} {r['final_loss']:11.4f} {r['seconds']:8.1f}")
+        ours, trl = results["protege"], results["trl"]
+        peer = f"TRL {version('trl')} SFTTrainer"
+        run.compare("training tokens/s", ours=ours["tokens"] / ours["seconds"], peer=trl["tokens"] / trl["seconds"],
+                    peer_name=peer, unit="tok/s", better="higher")  # fmt: skip
+        run.compare("peak RSS", ours=ours["peak_rss_mb"], peer=trl["peak_rss_mb"], peer_name=peer, unit="MB", better="lower")
+        run.compare("final loss on the rows", ours=ours["final_loss"], peer=trl["final_loss"], peer_name=peer, unit="",
+                    better="lower")  # fmt: skip
+        run.note(f"{STUDENT}, LoRA r={LORA['r']} on q/k/v/o, {args.steps} steps of batch {args.batch}, lr {LR}, "
+                 f"{SEQ}-token cap, the {len(ROWS.read_text().splitlines())} bike-shop rows; fp32 on CPU, "
+                 f"{os.cpu_count()} threads; each trainer in its own process (peak RSS is its own).")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,0 +1,186 @@
+"""Run every side-by-side bench and write one report: bench/report.md and bench/report.json.
+
+    python bench/run.py                  # default sizes (make bench): bench/report.md
+    python bench/run.py --quick          # smallest sizes (make bench QUICK=1, and make test)
+    python bench/run.py --only gateway_vs_litellm route_latency
+
+Each bench is `python bench/<name>.py [--quick] --json FILE` (the convention in bench/record.py);
+its output is streamed here and kept in <out>/logs/<name>.log. A bench fails when it exits
+non-zero, writes no record, or prints neither a RATIO line nor a PEER MISSING line; the report
+then shows the end of its log, and this exits 1. Adding a bench: follow bench/README.md and add
+its name to BENCHES; a script in bench/ that is neither run nor a helper must say why in NOT_RUN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import record
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+
+# name -> what it compares; run in this order (quick ones first, so a broken setup shows early).
+BENCHES = {
+    "route_latency": "routing decision: protege's numpy query encoder vs sentence-transformers on torch",
+    "gateway_vs_litellm": "gateway overhead: protege serve vs LiteLLM's proxy in front of one fast upstream",
+    "train_vs_trl": "LoRA SFT: protege train vs TRL's SFTTrainer, same student, rows and settings",
+    "synth_vs_distilabel": "synthetic Q&A: protege synth vs distilabel on one local llama.cpp endpoint",
+}
+# Scripts in bench/ that make bench does not run, and why (the report lists them).
+NOT_RUN = {
+    "serve_memory": "no peer yet: memory per extra agent over one base GGUF, protege's own figure "
+    "(the old-vs-new llama.cpp server bench of issue 14 compares it)",
+    "models_speed": "no peer: server start time and tokens/s of the embedded models",
+    "synth_concurrency": "no peer: synth's own scaling with teacher concurrency against a canned endpoint",
+    "guard_eval": "no peer: precision and recall of the guard's layers on the labeled set",
+    "guard_latency": "no peer: the guard rule layer's latency",
+    "train_device": "no peer, and meant for a GPU: protege train's tokens/s and memory on any device",
+}
+HELPERS = {"record", "run", "canned_endpoint"}  # modules the benches import, not benches
+
+
+def run_one(script: Path, quick: bool, logs: Path, timeout: float) -> dict:
+    """Run one bench script, streaming its output; returns its record, or a failure record."""
+    name = script.stem
+    out = logs / f"{name}.json"
+    out.unlink(missing_ok=True)
+    args = ["--json", str(out)] + (["--quick"] if quick else [])
+    print(f"\n=== {name}: python bench/{name}.py {' '.join(args)}", flush=True)
+    t0, lines = time.perf_counter(), []
+    # Its own process group, so a bench past its time limit goes with every server it started.
+    proc = subprocess.Popen([sys.executable, str(script), *args], cwd=ROOT, text=True, bufsize=1,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    with (logs / f"{name}.log").open("w") as log:
+
+        def relay() -> None:
+            for line in proc.stdout:
+                log.write(line)
+                lines.append(line.rstrip("\n"))
+                print(f"[{name}] {line}", end="", flush=True)
+
+        reader = threading.Thread(target=relay, daemon=True)
+        reader.start()
+        try:
+            code = proc.wait(timeout=timeout)
+            why = f"exit code {code}" if code else ""
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            why = f"ran past its {timeout:.0f} s limit"
+        except KeyboardInterrupt:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        reader.join(timeout=10)
+    seconds = round(time.perf_counter() - t0, 1)
+    said = [x for x in lines if x.startswith((f"RATIO {name}:", f"PEER MISSING {name}:"))]
+    if not why and not out.exists():
+        why = "wrote no record (--json)"
+    if not why and not said:
+        why = "printed no RATIO line and no PEER MISSING line"
+    if why:
+        print(f"=== {name} FAILED: {why}", flush=True)
+        return {"bench": name, "failed": why, "seconds": seconds, "log_tail": lines[-25:]}
+    result = json.loads(out.read_text())
+    result["wall_s"] = seconds
+    return result
+
+
+def commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def machine_line(m: dict) -> str:
+    flags = ", ".join(f.upper().replace("_", "-") for f in m["flags"]) or "none of the listed"
+    amx = "" if any(f.startswith("amx") for f in m["flags"]) else ", no AMX"
+    return f"{m['cpu']}, {m['cores']} cores, flags {flags}{amx}, {m['ram_gib']} GiB RAM"
+
+
+def fmt(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
+def bench_section(r: dict) -> list[str]:
+    name = r["bench"]
+    out = [f"## {name}", "", BENCHES.get(name, ""), ""]
+    if "failed" in r:
+        tail = "\n".join(r["log_tail"])
+        return out + [f"**FAILED**: {r['failed']} (after {r['seconds']} s). End of its log:", "", "```", tail, "```", ""]
+    out += [f"`{r['command']}` · {r['seconds']} s · load average (1, 5, 15 min) before {r['load_before']}, "
+            f"after {r['load_after']} · {machine_line(r['machine'])}", ""]  # fmt: skip
+    if r["comparisons"]:
+        out += ["| figure | peer | peer's figure | protege's figure | ratio |", "| --- | --- | --- | --- | --- |"]
+        for c in r["comparisons"]:
+            out.append(f"| {c['figure']} ({c['better']} is better) | {c['peer_name']} | {fmt(c['peer'])} {c['unit']} | "
+                       f"{fmt(c['ours'])} {c['unit']} | **{c['ratio']:.2f}x** |")  # fmt: skip
+        out.append("")
+    for m in r["peer_missing"]:
+        out += [f"**Peer not measured: {m['peer']}.** {m['why']}", ""]
+    out += [f"- {n}" for n in r["notes"]]
+    return out + ([""] if r["notes"] else [])
+
+
+def render(report: dict) -> str:
+    when = report["finished"][:16].replace("T", " ")
+    size = "smallest sizes (`--quick`)" if report["quick"] else "default sizes"
+    lines = [
+        "# Benchmarks: protege side by side with its peers", "",
+        f"Written by `{report['command']}` on {when} UTC ({size}; commit {report['commit']}; "
+        f"{report['seconds']:.0f} s in all). Machine: {machine_line(report['machine'])}; {report['machine']['os']}, "
+        f"Python {report['machine']['python']}.", "",
+        "The ratio is how many times better protege's figure is than the peer's (above 1: protege ahead), "
+        "whichever way the figure is better. Each bench ran alone on the machine; its load average "
+        "is shown before and after it. Rerun: `make bench` (every bench: `bench/README.md`).", "",
+    ]  # fmt: skip
+    for r in report["benches"]:
+        lines += bench_section(r)
+    lines += ["## Not run by make bench", ""] + [f"- `bench/{n}.py`: {why}" for n, why in NOT_RUN.items()] + [""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="every bench at its smallest size")
+    parser.add_argument("--only", nargs="+", choices=list(BENCHES), help="run these benches only")
+    parser.add_argument("--out", type=Path, help="folder for report.md/report.json (default bench/, or bench/quick/)")
+    parser.add_argument("--timeout", type=float, help="seconds one bench may run (default 300 quick, 1800 full)")
+    args = parser.parse_args()
+    out = args.out or (BENCH_DIR / "quick" if args.quick else BENCH_DIR)
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    timeout = args.timeout or (300 if args.quick else 1800)
+    started = datetime.now(timezone.utc)
+    results = [run_one(BENCH_DIR / f"{name}.py", args.quick, logs, timeout) for name in (args.only or BENCHES)]
+    report = {
+        "command": "python bench/run.py" + (" --quick" if args.quick else "") + (f" --only {' '.join(args.only)}" if args.only else ""),
+        "quick": args.quick, "commit": commit(), "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round((datetime.now(timezone.utc) - started).total_seconds(), 1),
+        "machine": record.machine(), "benches": results, "not_run": NOT_RUN,
+    }  # fmt: skip
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text(render(report))
+    failed = [r["bench"] for r in results if "failed" in r]
+    missing = [r["bench"] for r in results if r.get("peer_missing")]
+    print(f"\n{len(results) - len(failed)} of {len(results)} benches ran in {report['seconds']:.0f} s"
+          + (f"; peer not measured in: {', '.join(missing)}" if missing else "")
+          + (f"; FAILED: {', '.join(failed)}" if failed else ""))  # fmt: skip
+    print(f"Report: {out / 'report.md'} (and report.json beside it); logs in {logs}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
