@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
+ROOT = Path(__file__).resolve().parents[1]
 # CPU flags that change these figures: llama.cpp and torch pick kernels by them.
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 
@@ -63,6 +64,17 @@ def machine() -> dict[str, object]:
     }
 
 
+def command() -> str:
+    """How to rerun this bench by hand, from the repository root (without --json)."""
+    script = Path(sys.argv[0]).resolve()
+    shown = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
+    argv = sys.argv[1:]
+    if "--json" in argv:
+        i = argv.index("--json")
+        argv = argv[:i] + argv[i + 2 :]
+    return " ".join(["python", str(shown), *argv])
+
+
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -76,7 +88,7 @@ class BenchRun:
         self.record: dict[str, object] = {
             "bench": bench,
             "quick": bool(args.quick),
-            "command": " ".join(["python", *sys.argv]),
+            "command": command(),
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": machine(),
             "load_before": load_average(),
@@ -99,7 +111,8 @@ class BenchRun:
     def compare(self, figure: str, *, ours: float, peer: float, peer_name: str, unit: str,
                 better: Literal["higher", "lower"]) -> float:  # fmt: skip
         """Record protege's figure beside the peer's, print the RATIO line; returns the ratio."""
-        ratio = (ours / peer if better == "higher" else peer / ours) if ours and peer else float("nan")
+        num, den = (ours, peer) if better == "higher" else (peer, ours)
+        ratio = num / den if den else float("nan")
         self.record["comparisons"].append({"figure": figure, "unit": unit, "better": better, "ours": ours,
                                            "peer": peer, "peer_name": peer_name, "ratio": ratio})  # fmt: skip
         print(f"RATIO {self.bench}: {figure}: protege {ours:.4g} vs {peer_name} {peer:.4g} {unit} = {ratio:.2f}x "

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import record
+import render
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -46,7 +47,7 @@ NOT_RUN = {
     "guard_latency": "no peer: the guard rule layer's latency",
     "train_device": "no peer, and meant for a GPU: protege train's tokens/s and memory on any device",
 }
-HELPERS = {"record", "run", "canned_endpoint"}  # modules the benches import, not benches
+HELPERS = {"record", "render", "run", "canned_endpoint", "distilabel_side"}  # modules the benches import, not benches
 
 
 def run_one(script: Path, quick: bool, logs: Path, timeout: float) -> dict:
@@ -103,62 +104,16 @@ def commit() -> str:
     return head + (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
-def machine_line(m: dict) -> str:
-    flags = ", ".join(f.upper().replace("_", "-") for f in m["flags"]) or "none of the listed"
-    amx = "" if any(f.startswith("amx") for f in m["flags"]) else ", no AMX"
-    return f"{m['cpu']}, {m['cores']} cores, flags {flags}{amx}, {m['ram_gib']} GiB RAM"
-
-
-def fmt(x: float) -> str:
-    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
-
-
-def bench_section(r: dict) -> list[str]:
-    name = r["bench"]
-    out = [f"## {name}", "", BENCHES.get(name, ""), ""]
-    if "failed" in r:
-        tail = "\n".join(r["log_tail"])
-        return out + [f"**FAILED**: {r['failed']} (after {r['seconds']} s). End of its log:", "", "```", tail, "```", ""]
-    out += [f"`{r['command']}` · {r['seconds']} s · load average (1, 5, 15 min) before {r['load_before']}, "
-            f"after {r['load_after']} · {machine_line(r['machine'])}", ""]  # fmt: skip
-    if r["comparisons"]:
-        out += ["| figure | peer | peer's figure | protege's figure | ratio |", "| --- | --- | --- | --- | --- |"]
-        for c in r["comparisons"]:
-            out.append(f"| {c['figure']} ({c['better']} is better) | {c['peer_name']} | {fmt(c['peer'])} {c['unit']} | "
-                       f"{fmt(c['ours'])} {c['unit']} | **{c['ratio']:.2f}x** |")  # fmt: skip
-        out.append("")
-    for m in r["peer_missing"]:
-        out += [f"**Peer not measured: {m['peer']}.** {m['why']}", ""]
-    out += [f"- {n}" for n in r["notes"]]
-    return out + ([""] if r["notes"] else [])
-
-
-def render(report: dict) -> str:
-    when = report["finished"][:16].replace("T", " ")
-    size = "smallest sizes (`--quick`)" if report["quick"] else "default sizes"
-    lines = [
-        "# Benchmarks: protege side by side with its peers", "",
-        f"Written by `{report['command']}` on {when} UTC ({size}; commit {report['commit']}; "
-        f"{report['seconds']:.0f} s in all). Machine: {machine_line(report['machine'])}; {report['machine']['os']}, "
-        f"Python {report['machine']['python']}.", "",
-        "The ratio is how many times better protege's figure is than the peer's (above 1: protege ahead), "
-        "whichever way the figure is better. Each bench ran alone on the machine; its load average "
-        "is shown before and after it. Rerun: `make bench` (every bench: `bench/README.md`).", "",
-    ]  # fmt: skip
-    for r in report["benches"]:
-        lines += bench_section(r)
-    lines += ["## Not run by make bench", ""] + [f"- `bench/{n}.py`: {why}" for n, why in NOT_RUN.items()] + [""]
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="every bench at its smallest size")
     parser.add_argument("--only", nargs="+", choices=list(BENCHES), help="run these benches only")
-    parser.add_argument("--out", type=Path, help="folder for report.md/report.json (default bench/, or bench/quick/)")
+    parser.add_argument("--out", type=Path, help="folder for report.md/report.json (default: bench/ for a full run "
+                        "of every bench, else bench/scratch/)")
     parser.add_argument("--timeout", type=float, help="seconds one bench may run (default 300 quick, 1800 full)")
     args = parser.parse_args()
-    out = args.out or (BENCH_DIR / "quick" if args.quick else BENCH_DIR)
+    full = not (args.quick or args.only)
+    out = args.out or (BENCH_DIR if full else BENCH_DIR / "scratch")
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     timeout = args.timeout or (300 if args.quick else 1800)
@@ -172,7 +127,9 @@ def main() -> None:
         "machine": record.machine(), "benches": results, "not_run": NOT_RUN,
     }  # fmt: skip
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "report.md").write_text(render(report))
+    (out / "report.md").write_text(render.report_md(report, BENCHES, NOT_RUN))
+    if full and args.out is None:  # the README quotes this report: keep the quote in step
+        render.quote(ROOT / "README.md", render.summary_md(report))
     failed = [r["bench"] for r in results if "failed" in r]
     missing = [r["bench"] for r in results if r.get("peer_missing")]
     print(f"\n{len(results) - len(failed)} of {len(results)} benches ran in {report['seconds']:.0f} s"

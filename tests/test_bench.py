@@ -6,6 +6,7 @@ catches a broken bench and that no script in bench/ escapes the run unexplained.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import subprocess
@@ -15,10 +16,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))  # the runner imports bench/record.py as `record`
+sys.path.insert(0, str(ROOT / "bench"))  # the runner imports bench/record.py and render.py by name
 _spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
 runner = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(runner)
+import record  # noqa: E402
+import render  # noqa: E402
 
 RECORDING_BENCH = """
 import json, sys
@@ -34,6 +37,33 @@ def test_every_script_in_bench_is_run_or_says_why_not():
     assert not (run & not_run) and not (run & helpers) and not (not_run & helpers)
     assert scripts == run | not_run | helpers, f"unlisted: {sorted(scripts - run - not_run - helpers)}"
     assert all(why.strip() for why in runner.NOT_RUN.values())
+
+
+def test_ratio_is_how_many_times_better_protege_is(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["bench/x.py", "--quick", "--json", str(tmp_path / "x.json")])
+    args = record.parse(argparse.ArgumentParser(), quick={})
+    with record.BenchRun("x", args) as run:
+        assert run.compare("speed", ours=300, peer=100, peer_name="Peer", unit="tok/s", better="higher") == 3
+        assert run.compare("latency", ours=2, peer=10, peer_name="Peer", unit="ms", better="lower") == 5
+        run.peer_missing("Other", "not installable here")
+    out = capsys.readouterr().out
+    assert "RATIO x: latency: protege 2 vs Peer 10 ms = 5.00x (lower is better)" in out
+    assert "PEER MISSING x: Other: not installable here" in out
+    saved = json.loads((tmp_path / "x.json").read_text())
+    assert [c["ratio"] for c in saved["comparisons"]] == [3, 5] and saved["quick"] and saved["load_after"]
+    assert saved["command"] == "python bench/x.py --quick" and saved["machine"]["cores"]
+
+
+def test_quick_replaces_defaults_but_not_what_was_given(monkeypatch):
+    def parsed(*argv: str) -> argparse.Namespace:
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--steps", type=int, default=10)
+        parser.add_argument("--batch", type=int, default=4)
+        monkeypatch.setattr(sys, "argv", ["bench/x.py", *argv])
+        return record.parse(parser, quick={"steps": 2, "batch": 1})
+
+    assert (parsed().steps, parsed().batch) == (10, 4)
+    assert (parsed("--quick").steps, parsed("--quick", "--batch", "3").batch) == (2, 3)
 
 
 @pytest.mark.parametrize(
