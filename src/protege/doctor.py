@@ -7,12 +7,14 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
 from protege.models.embedded import REGISTRY, cache_dir
 
 GIB = 1 << 30
+NAME = "llama.cpp (llama-server)"
 
 
 @dataclass
@@ -31,37 +33,48 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _llama_build_check(info: str | None = None) -> Check:
-    """A llama.cpp built with AMX kernels segfaults on the first multi-token prompt on some
-    Sapphire-Rapids-class CPUs (ggml_backend_amx_mul_mat, llama.cpp issue 20824): seen here with a
-    -march=native build of 0.3.36, fixed by building without AMX as `make setup` does."""
-    if info is None:  # in a child process: doctor stays a light command (no llama.cpp in this one)
-        code = "import llama_cpp; print(llama_cpp.llama_print_system_info().decode(errors='replace'))"
-        try:
-            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-        except subprocess.TimeoutExpired:
-            return Check("llama.cpp build", False, "did not load within 60 s", "reinstall: make setup")
-        if out.returncode != 0:
-            tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
-            return Check("llama.cpp build", False, f"does not load: {tail}", "reinstall: make setup")
-        info = out.stdout
-    features = [f.split("=")[0].strip() for f in info.replace("CPU :", "").split("|") if f.strip().endswith("= 1")]
-    amx = [f for f in features if f.startswith("AMX")]
-    return Check(
-        "llama.cpp build",
-        not amx,
-        ("built with " + ", ".join(amx) + ": its AMX kernels can segfault") if amx else " ".join(features) or "no CPU features reported",
-        'rebuild without AMX: make setup (or CFLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" CXXFLAGS="$CFLAGS" '
-        "pip install --force-reinstall --no-deps --no-cache-dir llama-cpp-python==0.3.36)",
-    )
+def _cpu_has_amx() -> bool:
+    try:
+        return "amx_int8" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def _llama_server_check(binary: Path | None = None, info: dict | None = None, cpu_amx: bool | None = None) -> Check:
+    """Which llama-server local models run on, and whether it can run here. A build with AMX
+    kernels segfaults on the first multi-token prompt on some Sapphire-Rapids-class CPUs
+    (ggml_backend_amx_mul_mat, llama.cpp issue 20824), so `make setup` builds without them."""
+    from protege.errors import ProtegeError
+    from protege.models.llama_bin import REBUILD, amx_kernels, build_info, server_binary
+
+    try:
+        binary = binary or server_binary()
+        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30)
+    except (ProtegeError, OSError, subprocess.TimeoutExpired) as exc:
+        return Check(NAME, False, getattr(exc, "message", None) or f"does not run: {exc}", REBUILD)
+    if out.returncode != 0:
+        tail = ((out.stderr or out.stdout).strip().splitlines() or ["no output"])[-1]
+        return Check(NAME, False, f"{binary} does not run: {tail}", REBUILD)
+    info = build_info(binary) if info is None else info
+    amx = amx_kernels(info)
+    cpu_amx = _cpu_has_amx() if cpu_amx is None else cpu_amx
+    if info:
+        kind = "native" if "GGML_NATIVE=ON" in info.get("cmake_args", "") else "portable"
+        built = f"{info.get('source', '?')}, {kind}, {'with' if amx else 'without'} AMX kernels"
+    else:
+        built = "built elsewhere (no build record)"
+    detail = f"{binary}: {built}; this CPU {'has' if cpu_amx else 'has no'} AMX"
+    if amx and cpu_amx:
+        return Check(NAME, False, detail + ": its AMX kernels can segfault", "rebuild without them: " + REBUILD)
+    return Check(NAME, True, f"{detail} (rebuild: make setup)", REBUILD)
 
 
 def run_checks() -> list[Check]:
     checks = []
     py = sys.version_info
     checks.append(Check("python", py >= (3, 11), f"{py.major}.{py.minor}.{py.micro}", "install Python 3.11+"))
+    checks.append(_llama_server_check())
     for dist, what, extra, required in (
-        ("llama-cpp-python", "llama.cpp (local models)", "local", True),
         ("torch", "torch (train)", "train", False),
         ("transformers", "transformers (train)", "train", False),
         ("peft", "peft (LoRA)", "train", False),
@@ -70,8 +83,6 @@ def run_checks() -> list[Check]:
     ):
         v = _version(dist)
         checks.append(Check(what, v is not None, v or "not installed", f"pip install 'protege[{extra}]' (or make setup)", required))
-    if _version("llama-cpp-python"):
-        checks.append(_llama_build_check())
     for model in REGISTRY.values():
         missing = model.missing_packages()
         detail = "installed" if not missing else f"missing {len(missing)} package(s): {', '.join(missing[:3])}"

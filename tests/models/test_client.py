@@ -31,11 +31,12 @@ class FlakyEndpoint:
 
     def __init__(self, failures: int, status: int = 429, retry_after: str | None = "1"):
         self.requests: list[float] = []
+        self.bodies: list[dict] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802
-                self.rfile.read(int(self.headers.get("content-length", 0)))
+                outer.bodies.append(json.loads(self.rfile.read(int(self.headers.get("content-length", 0)))))
                 outer.requests.append(time.monotonic())
                 if len(outer.requests) <= failures:
                     self.send_response(status)
@@ -150,6 +151,106 @@ def test_real_llama_server_completion_stream_logprobs_and_cache(student_model, t
     hit = asyncio.run(again())
     assert hit.cached and hit.text == c.text and client.stats.cache_hits == 1
     assert [t.token for t in hit.logprobs] == [t.token for t in c.logprobs]
+
+
+@pytest.mark.slow
+def test_stream_reports_the_usage_the_server_counted(student_model):
+    """A streamed answer's prompt and completion tokens are llama-server's own counts."""
+
+    async def go():
+        async with open_client(student_model) as client:
+            stream = client.stream(HELLO, max_tokens=6)
+            parts = [d async for d in stream]
+            plain = await client.complete(HELLO, max_tokens=6, use_cache=False)
+            return parts, stream.completion, plain
+
+    parts, done, plain = asyncio.run(go())
+    assert done is not None and done.text == "".join(parts)
+    assert done.prompt_tokens == plain.prompt_tokens > 5  # the chat template's tokens included
+    assert done.completion_tokens == plain.completion_tokens > 0
+    assert done.finish_reason in ("stop", "length")
+
+
+@pytest.mark.slow
+def test_json_schema_constrains_a_small_local_model(student_model):
+    """SmolLM2-135M, asked for a rubric, answers in the schema: llama-server turns it into a grammar.
+    (The grammar fixes the form, not the length: max_tokens must leave room to close the object.)"""
+    schema = {"type": "object", "properties": {"score": {"type": "integer", "enum": [1, 2, 3, 4, 5]},
+              "reason": {"type": "string", "maxLength": 20}}, "required": ["score", "reason"]}  # fmt: skip
+    fmt = {"type": "json_schema", "json_schema": {"name": "rubric", "schema": schema}}
+    ask = [{"role": "user", "content": "Rate this answer to 'What is 2+2?': '4'."}]
+
+    async def go():
+        async with open_client(student_model) as client:
+            return await asyncio.gather(*(client.complete(ask, max_tokens=80, temperature=0.8, sample=i,
+                                                          response_format=fmt) for i in range(4)))  # fmt: skip
+
+    for c in asyncio.run(go()):
+        data = json.loads(c.text)
+        assert set(data) == {"score", "reason"} and data["score"] in range(1, 6), c.text
+
+
+@pytest.mark.slow
+def test_local_client_concurrency_is_the_servers_slot_count(student_model):
+    async def go():
+        async with open_client(student_model) as client:
+            got = await asyncio.gather(*(client.complete([{"role": "user", "content": f"Say {i}."}], max_tokens=4)
+                                         for i in range(12)))  # fmt: skip
+            return client.concurrency, got
+
+    concurrency, got = asyncio.run(go())
+    server = next(s for s in POOL.running() if s.spec.key == server_spec(student_model).key)
+    assert concurrency == server.slots == 8
+    assert all(c.completion_tokens > 0 for c in got)
+
+
+@pytest.mark.slow
+def test_server_killed_mid_request_is_one_clean_error_then_it_recovers(student_model):
+    """llama-server killed while it answers: that call fails with one readable error, and the
+    next call gets a new server (the client finds the pool's live one per request)."""
+    import os
+    import signal
+
+    model = student_model.model_copy(update={"n_ctx": 1280, "max_retries": 0})  # a server of its own
+    long_answer = [{"role": "user", "content": "Write a long story about a bicycle."}]
+
+    async def go():
+        async with open_client(model) as client:
+            server = POOL.get(server_spec(model))
+            call = asyncio.create_task(client.complete(long_answer, max_tokens=400, use_cache=False))
+            await asyncio.sleep(0.5)  # the answer is being generated
+            os.kill(server.engine_pid, signal.SIGKILL)
+            with pytest.raises(ProtegeError) as failed:
+                await call
+            after = await client.complete(HELLO, max_tokens=4, use_cache=False)
+            return server, failed.value, after
+
+    try:
+        old, error, after = asyncio.run(go())
+        assert "\n" not in str(error) and "Traceback" not in str(error)
+        assert after.text.strip()
+        assert POOL.get(server_spec(model)).pid != old.pid
+    finally:
+        POOL.stop(server_spec(model))
+
+
+def test_response_format_passes_through_to_a_hosted_endpoint():
+    flaky = FlakyEndpoint(failures=0)
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    try:
+        model = ModelConfig(ref=f"openai:flaky@{flaky.url}")
+
+        async def go():
+            async with open_client(model) as client:
+                await client.complete(HELLO, response_format=fmt)
+                await client.complete(HELLO, json_mode=True)
+
+        asyncio.run(go())
+        assert flaky.bodies[0]["response_format"] == fmt
+        assert flaky.bodies[1]["response_format"] == {"type": "json_object"}
+        assert "lora" not in flaky.bodies[0]  # only local servers get an adapter field
+    finally:
+        flaky.close()
 
 
 def test_logprob_probe_asks_once_and_remembers(tmp_path):

@@ -1,10 +1,11 @@
-"""The llama.cpp server pool: start, reuse, restart after a kill, and no orphans."""
+"""The llama-server pool: start, reuse, restart after a kill, no orphans, one server per base."""
 
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -12,36 +13,53 @@ import psutil
 import pytest
 
 from protege.models.endpoint import server_spec
-from protege.models.server import POOL, ServerPool
+from protege.models.server import POOL, LlamaServer, ServerPool, slots_for
 
-pytestmark = pytest.mark.slow
+sys.path.insert(0, str(Path(__file__).parents[1] / "serve"))
+from gateway_kit import write_lora_adapter  # noqa: E402
 
 
-def _llama_servers() -> set[int]:
-    found = set()
-    for p in psutil.process_iter(["pid", "cmdline"]):
+def _gone(pid: int | None, within_s: float = 15) -> bool:
+    deadline = time.monotonic() + within_s
+    while pid is not None and time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.2)
+    return pid is None
+
+
+def _engines(model: Path) -> list[psutil.Process]:
+    """Running llama-server processes serving `model`."""
+    found = []
+    for p in psutil.process_iter(["name", "cmdline"]):
         cmd = p.info["cmdline"] or []
-        if "protege.models.llama_launch" in cmd:
-            found.add(p.info["pid"])
+        if cmd and cmd[0].endswith("llama-server") and str(model) in cmd:
+            found.append(p)
     return found
 
 
+@pytest.mark.slow
 def test_start_reuse_restart_stop(student_model):
     pool = ServerPool()
-    spec = server_spec(student_model)
+    spec = server_spec(student_model.model_copy(update={"n_ctx": 1792}))  # a context no other test uses
     try:
         a = pool.get(spec)
-        assert a.healthy()
+        assert a.healthy() and a.process is not None  # started here, not leased: ours to kill
         assert pool.get(spec) is a  # reused while alive
-        pid = a.pid
-        os.kill(pid, signal.SIGKILL)
-        psutil.Process(pid).wait(timeout=10) if psutil.pid_exists(pid) else None
-        b = pool.get(spec)  # the dead one is detected and replaced
-        b_pid = b.pid
-        assert b.healthy() and b_pid != pid
+        os.kill(a.engine_pid, signal.SIGKILL)  # llama-server dies: its launcher exits with it
+        assert _gone(a.pid)
+        b = pool.get(spec)
+        assert b.healthy() and b.pid != a.pid
+        os.kill(b.pid, signal.SIGKILL)  # the launcher dies: llama-server dies with it (PDEATHSIG)
+        assert _gone(b.engine_pid) or _gone(b.pid)
+        c = pool.get(spec)
+        assert c.healthy() and c.pid != b.pid
     finally:
         pool.stop_all()
-    assert not psutil.pid_exists(b_pid) or psutil.Process(b_pid).status() == psutil.STATUS_ZOMBIE
+    assert _gone(c.pid)
 
 
 SCRIPT = textwrap.dedent(
@@ -50,8 +68,8 @@ SCRIPT = textwrap.dedent(
     from protege.config import ModelConfig
     from protege.models.endpoint import server_spec
     from protege.models.server import POOL
-    server = POOL.get(server_spec(ModelConfig(ref="embedded:smollm2-135m-instruct", n_ctx=512)))
-    print(server.pid, flush=True)
+    server = POOL.get(server_spec(ModelConfig(ref="embedded:smollm2-135m-instruct", n_ctx=int(sys.argv[2]))))
+    print(server.pid, server.engine_pid, server.port, flush=True)
     if sys.argv[1] == "error":
         raise RuntimeError("boom")
     time.sleep(60)
@@ -59,42 +77,91 @@ SCRIPT = textwrap.dedent(
 )
 
 
+def _start_script(ending: str, n_ctx: int, env: dict | None = None) -> tuple[subprocess.Popen, list[int]]:
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, ending, str(n_ctx)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, env={**os.environ, **(env or {})})  # fmt: skip
+    return proc, [int(x) for x in proc.stdout.readline().split()]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("ending", ["error", "sigkill", "sigint"])
-def test_no_orphan_server_however_protege_ends(ending, student_model):
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, ending], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    server_pid = int(proc.stdout.readline())
-    assert psutil.pid_exists(server_pid)
+def test_no_orphan_server_however_protege_ends(ending, student_model, tmp_path):
+    # Its own server registry: in this test process's, the script would lease a running server.
+    proc, (launcher, engine, _) = _start_script(ending, 512, {"PROTEGE_CACHE": str(tmp_path)})
+    assert psutil.pid_exists(launcher) and psutil.pid_exists(engine)
     if ending == "sigkill":
         proc.kill()
     elif ending == "sigint":
         proc.send_signal(signal.SIGINT)  # Ctrl-C
     proc.wait(timeout=30)
-    deadline = time.monotonic() + 15
-    while psutil.pid_exists(server_pid) and time.monotonic() < deadline:
-        try:
-            if psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE:
-                break
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.2)
-    alive = psutil.pid_exists(server_pid) and psutil.Process(server_pid).status() != psutil.STATUS_ZOMBIE
-    assert not alive, f"llama.cpp server {server_pid} outlived protege ({ending})"
+    assert _gone(launcher) and _gone(engine), f"llama-server outlived protege ({ending})"
 
 
+@pytest.mark.slow
+def test_processes_share_one_server_and_it_stops_with_its_last_user(student_model):
+    """A second protege process leases the running server; it outlives the first user (killed
+    with -9) while the second still holds it, and stops once that one lets go."""
+    model = server_spec(student_model).model
+    proc, (launcher, engine, port) = _start_script("sigkill", 640)  # a context no other test uses
+    pool = ServerPool()
+    try:
+        server = pool.get(server_spec(student_model.model_copy(update={"n_ctx": 640})))
+        assert (server.pid, server.port, server.process) == (launcher, port, None)  # leased, not started
+        assert [p.pid for p in _engines(model) if f"{port}" in p.cmdline()] == [engine]
+        proc.kill()
+        proc.wait(timeout=30)
+        time.sleep(1.5)  # the launcher looks at its leases every 0.5 s
+        assert server.healthy()
+    finally:
+        pool.stop_all()
+        proc.kill()
+    assert _gone(launcher) and _gone(engine)
+
+
+@pytest.mark.slow
 def test_server_outlives_the_thread_that_started_it(student_model):
     """Stages and the gateway start servers from worker threads; a thread's end must not stop one."""
-    import threading
-
     pool = ServerPool()
     started = []
     try:
         thread = threading.Thread(target=lambda: started.append(pool.get(server_spec(student_model))))
         thread.start()
         thread.join()
-        time.sleep(2)  # longer than the orphan watch's period
+        time.sleep(2)  # longer than the launcher's watch period
         assert started[0].healthy()
         assert pool.get(server_spec(student_model)) is started[0]  # reused, not restarted
     finally:
+        pool.stop_all()
+
+
+@pytest.mark.slow
+def test_one_slow_start_blocks_no_other_model(student_model, teacher_model, monkeypatch):
+    """A model whose start takes long (the teacher can take minutes on a cold disk) must not hold
+    up a request for another model: each (base, context) has its own lock."""
+    real_start = LlamaServer.start.__func__
+    slow_model = server_spec(teacher_model).model
+    release = threading.Event()
+
+    def start(cls, spec, *args, **kwargs):
+        if spec.model == slow_model:
+            release.wait(60)
+        return real_start(cls, spec, *args, **kwargs)
+
+    monkeypatch.setattr(LlamaServer, "start", classmethod(start))
+    pool = ServerPool()
+    slow = threading.Thread(target=lambda: pool.get(server_spec(teacher_model)), daemon=True)
+    try:
+        slow.start()
+        time.sleep(0.5)  # the teacher's start is under way
+        fast: list = []
+        other = threading.Thread(target=lambda: fast.append(pool.get(server_spec(student_model))), daemon=True)
+        other.start()
+        other.join(30)
+        assert fast and fast[0].healthy(), "the student waited for the teacher's start"
+        assert slow.is_alive()
+    finally:
+        release.set()
+        slow.join(120)
         pool.stop_all()
 
 
@@ -105,25 +172,55 @@ def test_bad_model_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"not a model")
     with pytest.raises(ProtegeError, match="exited at start"):
-        ServerPool().get(ServerSpec(model=bad, n_ctx=256))
-    assert not [p for p in _llama_servers() if str(bad) in " ".join(psutil.Process(p).cmdline())]
+        ServerPool(tmp_path / "servers").get(ServerSpec(model=bad, n_ctx=256, slots=1))
+    assert not _engines(bad)
 
 
 def test_session_pool_is_the_shared_one():
     assert POOL is __import__("protege.models.server", fromlist=["POOL"]).POOL
 
 
-def test_base_stays_memory_mapped_under_a_lora_adapter(tmp_path, student_model):
-    """Agents over one base share its pages: with an adapter the base GGUF is still mmapped."""
-    sys.path.insert(0, str(Path(__file__).parents[1] / "serve"))
-    from gateway_kit import write_lora_adapter
+def test_slots_follow_model_size_and_ram(student_model, teacher_model, monkeypatch):
+    small, big = server_spec(student_model).model, server_spec(teacher_model).model
+    assert slots_for(small, 2048) == 8
+    assert slots_for(big, 4096) == 4
+    # 1 GiB available: a quarter of it holds the teacher's 4096-token KV cache (112 MiB a slot) twice.
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: type("M", (), {"available": 1 << 30})())
+    assert slots_for(big, 4096) == 2
+    assert slots_for(big, 32768) == 1
+
+
+@pytest.mark.slow
+def test_adapters_share_one_server_and_the_base_answers_as_without_them(tmp_path, student_model):
+    """Base + two adapters: one llama-server process (the base mmapped once); each client picks
+    its adapter per request, and the base client's answer is that of a server with no adapter."""
+    import asyncio
+
+    from protege.models.endpoint import open_client
 
     base = server_spec(student_model).model
-    adapter = write_lora_adapter(base, tmp_path / "adapter.gguf")
-    pool = ServerPool()
+    a = write_lora_adapter(base, tmp_path / "a.gguf", rank=8, seed=1)
+    b = write_lora_adapter(base, tmp_path / "b.gguf", rank=8, seed=2)
+    ask = [{"role": "user", "content": "What is the capital of France?"}]
+    alone = student_model.model_copy(update={"n_ctx": 768})  # another context: its own, adapter-free server
+    shared = student_model.model_copy(update={"n_ctx": 1024})
+
+    async def answers() -> list[str]:
+        plain = await asyncio.to_thread(open_client, alone)
+        clients = [await asyncio.to_thread(open_client, shared, lora=lora) for lora in (None, a, b)]
+        # Concurrently: requests with different adapters run side by side on one server.
+        got = await asyncio.gather(*(c.complete(ask, max_tokens=16, use_cache=False) for c in clients * 2))
+        return [(await plain.complete(ask, max_tokens=16)).text] + [g.text for g in got]
+
     try:
-        server = pool.get(server_spec(student_model, lora=adapter))
-        maps = Path(f"/proc/{server.pid}/maps").read_text()
-        assert str(base.resolve()) in maps
+        alone_text, *texts = asyncio.run(answers())
+        servers = [s for s in POOL.running() if s.spec.n_ctx == 1024]
+        assert len(servers) == 1 and servers[0].adapter_paths == sorted([a.resolve(), b.resolve()])
+        assert texts[:3] == texts[3:]  # the same answer each time, whatever ran beside it
+        assert texts[0] == alone_text  # no adapter applied to the base client's requests
+        assert texts[1] != texts[0] and texts[2] != texts[0]
+        maps = Path(f"/proc/{servers[0].engine_pid}/maps").read_text()
+        assert str(base) in maps  # the base is memory-mapped: its pages are shared, not copied
     finally:
-        pool.stop_all()
+        POOL.stop(server_spec(shared))
+        POOL.stop(server_spec(alone))

@@ -1,8 +1,9 @@
 """Serve test kit: a live gateway (uvicorn in a thread on a free loopback port) over real llama.cpp.
 
 To keep tests fast the teacher is the embedded student base (`teacher: embedded:smollm2-135m-
-instruct`) and the student is that base plus a tiny random LoRA adapter, so the two are distinct
-llama.cpp processes (killing the student leaves the teacher up) and the adapter path is exercised.
+instruct`) and the student is that base plus a tiny random LoRA adapter. The teacher is served at
+another context size, so the two are distinct llama-server processes (killing the student leaves
+the teacher up; one base at one context would share a server) and the adapter path is exercised.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from protege.models.server import free_port
 from protege.project import Project
 
 STUDENT = {"ref": "embedded:smollm2-135m-instruct", "n_ctx": 2048}
+TEACHER = {"ref": "embedded:smollm2-135m-instruct", "n_ctx": 1536}
 
 
 def write_lora_adapter(base_gguf: Path, out: Path, rank: int = 2, seed: int = 0) -> Path:
@@ -55,7 +57,7 @@ def make_project(root: Path, name: str, *, adapter: bool = True, serve: dict | N
 
     (root / "docs").mkdir(parents=True, exist_ok=True)
     (root / "docs" / "hours.md").write_text("# Hours\n\nThe Riverbend store opens 9:00-18:00 on weekdays.\n")
-    config = {"name": name, "docs": "docs", "student": STUDENT, "teacher": teacher or STUDENT,
+    config = {"name": name, "docs": "docs", "student": STUDENT, "teacher": teacher or TEACHER,
               "serve": {"rate_limit_per_minute": 10_000, "max_tokens": 8, **(serve or {})}}  # fmt: skip
     if persona:
         config["persona"] = persona

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import sqlite3
+import threading
 import time
 import httpx
 import openai
@@ -125,24 +128,40 @@ def test_every_error_is_an_openai_shaped_answer(live):
 
 
 def test_killed_student_falls_back_to_teacher_then_recovers(live):
-    adapter = live.project.paths.model_run("run-1") / "adapter.gguf"
-    student = next(s for s in POOL.running() if s.spec.lora == adapter)
-    student.process.kill()
-    student.process.wait()
-
+    adapter = (live.project.paths.model_run("run-1") / "adapter.gguf").resolve()
+    student = next(s for s in POOL.running() if adapter in s.adapter_paths)
     client = sdk(live)
-    reply = client.chat.completions.create(model="shop", messages=ASK, max_tokens=4)
+
+    # Killed while it answers: that request is answered by the teacher.
+    serve = live.project.config.serve
+    limit, serve.max_tokens = serve.max_tokens, 400
+    try:
+        threading.Timer(0.3, lambda: os.kill(student.engine_pid, signal.SIGKILL)).start()
+        long = [{"role": "user", "content": "Tell me a long story about a bicycle shop."}]
+        reply = client.chat.completions.create(model="shop", messages=long, max_tokens=400)
+    finally:
+        serve.max_tokens = limit
     info = reply.model_extra["protege"]
     assert info["route"] == "teacher" and "student failed" in info["reason"]
     assert 'protege_fallbacks_total{failed="student",model="shop"} 1.0' in httpx.get(f"{live.url}/metrics").text
 
-    deadline = time.monotonic() + 120  # the pool restarts the student in the background
+    # The next request finds the student restarted (the client asks the pool for the live server).
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if client.chat.completions.create(model="shop", messages=ASK, max_tokens=2).model_extra["protege"]["route"] == "student":
             break
         time.sleep(1)
     else:
         pytest.fail("the student was not restarted")
+    restarted = next(s for s in POOL.running() if adapter in s.adapter_paths)
+    assert restarted.pid != student.pid
+
+    # Killed between requests: the next one is the student's, on a new server, with no fallback.
+    restarted.process.kill()
+    restarted.process.wait()
+    info = client.chat.completions.create(model="shop", messages=ASK, max_tokens=2).model_extra["protege"]
+    assert info["route"] == "student"
+    assert 'protege_fallbacks_total{failed="student",model="shop"} 1.0' in httpx.get(f"{live.url}/metrics").text
 
 
 def test_bounded_load_loses_nothing(live):
@@ -243,7 +262,8 @@ def test_two_agents_one_gateway_keys_scoped(tmp_path, student_model):
         beta = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="none", max_retries=0)
         with pytest.raises(openai.AuthenticationError):  # alpha's key turns keys on for the whole gateway
             beta.chat.completions.create(model="beta", messages=ASK, max_tokens=2)
-        assert a.paths.model_run("run-1") / "adapter.gguf" in {s.spec.lora for s in POOL.running()}
+        adapter = (a.paths.model_run("run-1") / "adapter.gguf").resolve()
+        assert any(adapter in s.adapter_paths for s in POOL.running())
     finally:
         gw.stop()
 

@@ -1,8 +1,9 @@
 """One async chat client for every endpoint, local or hosted (the official openai SDK).
 
-It bounds concurrency, retries 429/5xx/timeouts with backoff honouring Retry-After (the SDK's
-retry loop, sized from config), asks for top-k logprobs when told, accounts tokens and cost,
-and caches every finished call in SQLite keyed by the full request.
+It bounds concurrency (for a local model: the server's slot count, so concurrent callers fill
+its batch), retries 429/5xx/timeouts with backoff honouring Retry-After (the SDK's retry loop,
+sized from config), asks for top-k logprobs and JSON-schema constrained output when told,
+accounts tokens and cost, and caches every finished call in SQLite keyed by the full request.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import openai
 
@@ -113,8 +114,6 @@ def describe_api_error(exc: Exception, endpoint: str) -> str:
         return f"{endpoint}: model or route not found (404)"
     if isinstance(exc, openai.RateLimitError):
         return f"{endpoint}: still rate limited (429) after retries"
-    if isinstance(exc, openai.APIStatusError) and "logits_all" in str(exc.message):
-        return f"{endpoint}: this local server was started without logprobs (open_client(..., logprobs=True))"
     if isinstance(exc, openai.APIStatusError):
         return f"{endpoint}: HTTP {exc.status_code}: {str(exc.message)[:300]}"
     return f"{endpoint}: {exc}"
@@ -132,20 +131,23 @@ class ChatClient:
         config: ModelConfig,
         cache: ResponseCache | None = None,
         identity: str | None = None,
+        local: LocalTarget | None = None,
     ):
         self.base_url = base_url
         self.model = model
         self.config = config
         self.cache = cache
-        # The cache identity names the model, not the port it happens to be served on today.
+        # The cache identity names the model (and adapter), not the port it is served on today.
         self.identity = identity or f"{config.ref}"
         self.stats = ClientStats()
-        # Set for local servers, where protege chose whether logprobs are on: no probe needed.
-        self.logprobs_known: bool | None = None
-        self._sem = asyncio.Semaphore(config.concurrency)
-        self._sdk = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key, max_retries=config.max_retries, timeout=config.timeout_s
-        )
+        self.local = local
+        # llama-server returns top-n logprobs natively: no probe needed for a local model.
+        self.logprobs_known: bool | None = True if local else None
+        self.concurrency = local.slots if local else config.concurrency
+        self._sem = asyncio.Semaphore(self.concurrency)
+        self._api_key = api_key
+        self._sdks: dict[str, openai.AsyncOpenAI] = {}
+        self._sdk = self._sdk_for(base_url)
 
     async def __aenter__(self) -> "ChatClient":
         return self
@@ -154,24 +156,50 @@ class ChatClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._sdk.close()
+        for sdk in self._sdks.values():
+            await sdk.close()
+
+    def _sdk_for(self, base_url: str) -> openai.AsyncOpenAI:
+        sdk = self._sdks.get(base_url)
+        if sdk is None:
+            sdk = openai.AsyncOpenAI(base_url=base_url or None, api_key=self._api_key,
+                                     max_retries=self.config.max_retries, timeout=self.config.timeout_s)  # fmt: skip
+            self._sdks[base_url] = sdk
+        return sdk
+
+    async def _target(self) -> tuple[openai.AsyncOpenAI, dict[str, Any] | None]:
+        """The SDK for where the call goes, and the extra fields it carries (a local model's
+        adapter); a local server that died is restarted here, before the call."""
+        if self.local is None:
+            return self._sdk, None
+        try:
+            base_url, extra = await asyncio.to_thread(self.local.resolve)
+        except ProtegeError as exc:
+            raise ProtegeError(f"{self.identity}: {exc.message}", hint=exc.hint) from exc
+        return self._sdk_for(base_url), extra
+
+    async def _failed(self, exc: openai.OpenAIError) -> ProtegeError:
+        if self.local is not None and isinstance(exc, openai.APIConnectionError):
+            await asyncio.to_thread(self.local.failed)
+        self.stats.retries_exhausted += isinstance(exc, openai.RateLimitError)
+        return ProtegeError(describe_api_error(exc, self.identity))
 
     def price(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.config.price_input + completion_tokens * self.config.price_output) / 1e6
 
     def _request(self, messages: Messages, *, temperature: float, max_tokens: int, top_logprobs: int,
-                 stop: list[str] | None, json_mode: bool, sample: int, seed: int | None,
-                 response_format: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+                 stop: list[str] | None, json_mode: bool, response_format: dict[str, Any] | None,
+                 seed: int | None) -> dict[str, Any]:  # fmt: skip
         req: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens}
         if top_logprobs:
             req["logprobs"] = True
             req["top_logprobs"] = top_logprobs
         if stop:
             req["stop"] = stop
-        if json_mode:
-            req["response_format"] = {"type": "json_object"}
         if response_format is not None:
             req["response_format"] = response_format
+        elif json_mode:
+            req["response_format"] = {"type": "json_object"}
         if seed is not None:
             req["seed"] = seed
         return req
@@ -185,15 +213,19 @@ class ChatClient:
         top_logprobs: int = 0,
         stop: list[str] | None = None,
         json_mode: bool = False,
+        response_format: dict[str, Any] | None = None,
         sample: int = 0,
         seed: int | None = None,
         use_cache: bool = True,
-        response_format: dict[str, Any] | None = None,
     ) -> Completion:
         """One chat completion. With temperature > 0, `sample` tells cached samples apart.
-        `response_format` is sent as given: constrained output (a JSON schema) for servers that take it."""
+
+        response_format is OpenAI's, e.g. {"type": "json_schema", "json_schema": {"name": ...,
+        "schema": {...}}}: a local model is constrained to it by llama-server's grammar; a hosted
+        endpoint gets it as it is (llama.cpp's {"type": "json_object", "schema": {...}} works
+        locally too). json_mode asks for any JSON object."""
         req = self._request(messages, temperature=temperature, max_tokens=max_tokens, top_logprobs=top_logprobs,
-                            stop=stop, json_mode=json_mode, sample=sample, seed=seed, response_format=response_format)  # fmt: skip
+                            stop=stop, json_mode=json_mode, response_format=response_format, seed=seed)  # fmt: skip
         key_req = dict(req, sample=sample) if temperature > 0 else req
         key = request_key(self.identity, key_req)
         if use_cache and self.cache is not None:
@@ -203,12 +235,12 @@ class ChatClient:
                 self.stats.add(c)
                 return c
         async with self._sem:
+            sdk, extra = await self._target()
             t0 = time.perf_counter()
             try:
-                resp = await self._sdk.chat.completions.create(**req)
+                resp = await sdk.chat.completions.create(**req, extra_body=extra)
             except openai.OpenAIError as exc:
-                self.stats.retries_exhausted += isinstance(exc, openai.RateLimitError)
-                raise ProtegeError(describe_api_error(exc, self.identity)) from exc
+                raise await self._failed(exc) from exc
             latency = time.perf_counter() - t0
         if not resp.choices:
             raise ProtegeError(f"{self.identity}: the endpoint answered with no choices")
@@ -231,21 +263,13 @@ class ChatClient:
         self.stats.add(c)
         return c
 
-    async def stream(
+    def stream(
         self, messages: Messages, *, temperature: float = 0.0, max_tokens: int = 256, stop: list[str] | None = None
-    ) -> AsyncIterator[str]:
-        """Yield text deltas as they arrive (never cached: a stream is for a person watching)."""
-        async with self._sem:
-            try:
-                stream = await self._sdk.chat.completions.create(
-                    model=self.model, messages=messages, temperature=temperature, max_tokens=max_tokens,
-                    stop=stop, stream=True,
-                )  # fmt: skip
-                async for chunk in stream:
-                    if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
-                        yield chunk.choices[0].delta.content
-            except openai.OpenAIError as exc:
-                raise ProtegeError(describe_api_error(exc, self.identity)) from exc
+    ) -> "TextStream":
+        """Text deltas as they arrive (never cached: a stream is for a person watching); once it
+        has ended, its `completion` holds the usage the endpoint reported."""
+        req = {"model": self.model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens, "stop": stop}
+        return TextStream(self, req)
 
     async def supports_logprobs(self) -> bool:
         """Ask the endpoint once whether it returns top-k logprobs; remember the answer."""
@@ -263,3 +287,66 @@ class ChatClient:
         if self.cache is not None:
             self.cache.put_probe(self.identity, "logprobs", ok)
         return ok
+
+
+class LocalTarget(Protocol):
+    """Where a local model's calls go (protege.models.endpoint.LocalRoute)."""
+
+    slots: int
+
+    def resolve(self) -> tuple[str, dict[str, Any]]: ...
+
+    def failed(self) -> None: ...
+
+
+class TextStream:
+    """An async iterator of text deltas from one streamed chat completion.
+
+    Asks the endpoint for usage (`stream_options.include_usage`); when the stream has ended,
+    `completion` is the whole answer with the token counts the endpoint reported (0 if it
+    reported none, as some servers do)."""
+
+    def __init__(self, client: ChatClient, request: dict[str, Any]):
+        self.completion: Completion | None = None
+        self._client = client
+        self._gen = self._run(request)
+
+    def __aiter__(self) -> "TextStream":
+        return self
+
+    async def __anext__(self) -> str:
+        return await self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        await self._gen.aclose()
+
+    async def _run(self, req: dict[str, Any]) -> AsyncIterator[str]:
+        client = self._client
+        parts: list[str] = []
+        usage, finish, model = None, None, client.model
+        async with client._sem:
+            sdk, extra = await client._target()
+            t0 = time.perf_counter()
+            stream = None
+            try:
+                stream = await sdk.chat.completions.create(
+                    **req, stream=True, stream_options={"include_usage": True}, extra_body=extra
+                )
+                async for chunk in stream:
+                    usage = chunk.usage or usage
+                    model = chunk.model or model
+                    if chunk.choices:
+                        finish = chunk.choices[0].finish_reason or finish
+                        delta = chunk.choices[0].delta
+                        if delta and delta.content:
+                            parts.append(delta.content)
+                            yield delta.content
+            except openai.OpenAIError as exc:
+                raise await client._failed(exc) from exc
+            finally:
+                if stream is not None:  # a reader that stopped early also stops the generation upstream
+                    await stream.close()
+        pt = usage.prompt_tokens if usage else 0
+        ct = usage.completion_tokens if usage else 0
+        self.completion = Completion("".join(parts), finish, pt, ct, time.perf_counter() - t0, client.price(pt, ct), model)
+        client.stats.add(self.completion)

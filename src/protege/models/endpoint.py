@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 from protege.config import ModelConfig
 from protege.errors import ProtegeError
 from protege.models.cache import ResponseCache
 from protege.models.client import ChatClient
 from protege.models.refs import ModelRef, parse_ref
-from protege.models.server import POOL, ServerSpec
+from protege.models.server import POOL, Adapter, ServerPool, ServerSpec
 
 
 def gguf_path(ref: ModelRef) -> Path:
@@ -39,17 +40,33 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-SMALL_MODEL_BYTES = 600_000_000
-
-
-def server_spec(model: ModelConfig, lora: Path | None = None, logprobs: bool | None = None) -> ServerSpec:
-    """How to serve a local model. logprobs=None: on for small models (students), where
-    keeping every position's logits is cheap; big ones (the teacher) only when asked."""
+def server_spec(model: ModelConfig, lora: Path | None = None) -> ServerSpec:
+    """How to serve a local model (with this adapter among the server's). An explicit
+    `concurrency` in the config sets the slot count; otherwise the pool sizes it."""
     ref = parse_ref(model.ref)
-    path = gguf_path(ref)
-    if logprobs is None:
-        logprobs = path.stat().st_size < SMALL_MODEL_BYTES
-    return ServerSpec(model=path, lora=Path(lora) if lora else None, n_ctx=model.n_ctx, logprobs=logprobs)
+    slots = model.concurrency if "concurrency" in model.model_fields_set else None
+    adapters = (Adapter.of(Path(lora)),) if lora else ()
+    return ServerSpec(model=gguf_path(ref).resolve(), n_ctx=model.n_ctx, adapters=adapters, slots=slots)
+
+
+class LocalRoute:
+    """How a client reaches a local model: the pool's live server for its base, and the `lora`
+    field that picks this client's adapter (or none: the untrained base) in each request."""
+
+    def __init__(self, spec: ServerSpec, pool: ServerPool = POOL):
+        self.spec = spec
+        self.pool = pool
+        self.adapter = spec.adapters[0] if spec.adapters else None
+        self.slots = pool.get(spec).slots
+
+    def resolve(self) -> tuple[str, dict[str, Any]]:
+        """(base_url, extra request fields); starts or restarts the server when needed."""
+        server = self.pool.get(self.spec)
+        return server.base_url, {"lora": server.lora_for(self.adapter)}
+
+    def failed(self) -> None:
+        """A call could not reach the server: health-check it, so a dead one is replaced."""
+        self.pool.check(self.spec)
 
 
 def api_key_for(model: ModelConfig, ref: ModelRef) -> str:
@@ -70,19 +87,15 @@ def open_client(
     *,
     cache_path: Path | None = None,
     lora: Path | None = None,
-    logprobs: bool | None = None,
 ) -> ChatClient:
-    """A client for any reference. Local models are served (or reused) by the server pool;
-    pass logprobs=True to get top-k logprobs from a big local model (see server_spec)."""
+    """A client for any reference. Local models are served by the shared server pool: one
+    llama-server per base, the adapter chosen per request; their calls run up to the slot count."""
     ref = parse_ref(model.ref)
     cache = ResponseCache(cache_path) if cache_path else None
     if ref.is_local_gguf:
-        spec = server_spec(model, lora, logprobs)
-        server = POOL.get(spec)
+        route = LocalRoute(server_spec(model, lora))
         identity = str(ref) + (f"+lora:{file_digest(Path(lora))}" if lora else "")
-        client = ChatClient(base_url=server.base_url, model="local", api_key="sk-local", config=model, cache=cache, identity=identity)
-        client.logprobs_known = spec.logprobs
-        return client
+        return ChatClient(base_url="", model="local", api_key="sk-local", config=model, cache=cache, identity=identity, local=route)
     if lora:
         raise ProtegeError(f"{ref}: a LoRA adapter can only be attached to a local GGUF model")
     if ref.kind == "hf":

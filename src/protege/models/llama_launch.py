@@ -1,63 +1,72 @@
-"""llama-cpp-python's OpenAI server, with the base model memory-mapped even under a LoRA adapter.
+"""Runs one llama-server for protege and stops it once no protege process uses it.
 
-llama-cpp-python 0.3.36 switches mmap off whenever `lora_path` is given, a leftover from the days
-llama.cpp merged adapters into the weights. llama.cpp now applies adapters at run time
-(`llama_set_adapters_lora`), so the base can stay mapped: every agent served over one base GGUF
-then shares one page-cached copy of it instead of holding its own (bench/serve_memory.py).
+    python -m protege.models.llama_launch SERVER_DIR llama-server ARGS...
 
-It also stops the server when the protege process that started it is gone, however that
-process ended (kill -9 included). Not PR_SET_PDEATHSIG: the kernel sends that signal when the
-*thread* that forked the child exits, and protege starts servers from worker threads
-(asyncio.to_thread in the gateway and the stages), whose exit would kill a healthy server.
+llama-server is a C++ binary that knows nothing of protege, so this small process sits between
+them. It stops llama-server when the last lease in SERVER_DIR/leases is gone (the processes
+that held them exited, however: normally, on Ctrl-C, on error, or killed with -9), and it exits
+as soon as llama-server does, so protege sees a dead server at once and restarts it.
 
-    python -m protege.models.llama_launch <the arguments of python -m llama_cpp.server>
+llama-server gets PR_SET_PDEATHSIG from this process's main thread, which lives as long as this
+process: killing the launcher kills llama-server too. protege itself cannot use PDEATHSIG, since
+the kernel sends it when the *thread* that started the child exits, and protege starts servers
+from worker threads (asyncio.to_thread in the gateway and the stages).
 """
 
 from __future__ import annotations
 
 import ctypes
-import os
+import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
-import llama_cpp
-from llama_cpp import llama as _llama
+from protege.models.leases import live_leases
 
-_original_init = _llama.Llama.__init__
-
-
-def _init_keeping_mmap(self, *args, lora_path: str | None = None, **kwargs) -> None:  # noqa: ANN001
-    _original_init(self, *args, **kwargs)  # without lora_path, so mmap stays as configured
-    if not lora_path:
-        return
-    adapter = llama_cpp.llama_adapter_lora_init(self._model.model, lora_path.encode("utf-8"))
-    if adapter is None:
-        raise RuntimeError(f"Failed to initialize LoRA adapter from lora path: {lora_path}")
-    self._stack.callback(llama_cpp.llama_adapter_lora_free, adapter)
-    self.lora_path, self._lora_adapter = lora_path, adapter
-    adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
-    scales = (ctypes.c_float * 1)(self.lora_scale)
-    if llama_cpp.llama_set_adapters_lora(self._ctx.ctx, adapters, 1, scales):
-        raise RuntimeError(f"Failed to set LoRA adapter from lora path: {lora_path}")
+RECORD = "server.json"
 
 
-_llama.Llama.__init__ = _init_keeping_mmap
+def _die_with_launcher() -> None:
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _stop_when_orphaned(parent: int, every_s: float = 0.5) -> None:
-    """SIGTERM this process (uvicorn shuts down cleanly on it) once `parent` is no longer its parent."""
-    while os.getppid() == parent:
+def _retire(server_dir: Path) -> bool:
+    """Take the record away so no new user finds the server, unless a lease came meanwhile."""
+    record, retired = server_dir / RECORD, server_dir / (RECORD + ".retired")
+    moved = record.exists()
+    if moved:
+        record.replace(retired)
+    if live_leases(server_dir):  # a user leased it between our two looks: keep serving
+        if moved:
+            retired.replace(record)
+        return False
+    return True
+
+
+def _watch(server_dir: Path, child: subprocess.Popen, every_s: float = 0.5) -> None:
+    while child.poll() is None:
         time.sleep(every_s)
-    os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(10)
-    os._exit(1)  # uvicorn did not stop in time
+        if not live_leases(server_dir) and _retire(server_dir):
+            child.terminate()
+            time.sleep(10)
+            child.kill()  # llama-server did not stop in time
+            return
+
+
+def main(argv: list[str]) -> int:
+    server_dir, cmd = Path(argv[0]), argv[1:]
+    child = subprocess.Popen(cmd, preexec_fn=_die_with_launcher)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: child.terminate())
+    threading.Thread(target=_watch, args=(server_dir, child), daemon=True).start()
+    code = child.wait()
+    shutil.rmtree(server_dir, ignore_errors=True)
+    return code
 
 
 if __name__ == "__main__":
-    from llama_cpp.server.__main__ import main
-
-    # The pool passes its pid: a parent that died before this line ran is then noticed too.
-    parent = int(os.environ.get("PROTEGE_PARENT_PID") or os.getppid())
-    threading.Thread(target=_stop_when_orphaned, args=(parent,), daemon=True).start()
-    main()
+    sys.exit(main(sys.argv[1:]))

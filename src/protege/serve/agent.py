@@ -15,7 +15,6 @@ from protege.config import ModelConfig
 from protege.corpus.retrieve import Retriever
 from protege.errors import ProtegeError
 from protege.models.client import ChatClient
-from protege.models.refs import parse_ref
 from protege.project import Project
 
 DEFAULT_PERSONA = (
@@ -51,7 +50,8 @@ def latest_adapter(project: Project) -> Path | None:
 
 
 class Backend:
-    """A chat endpoint that can be reopened: a killed llama.cpp server is restarted by the pool."""
+    """A chat endpoint. A local model's client finds its server per request, so a killed
+    llama-server is restarted by the pool; `revive` only starts that restart early."""
 
     def __init__(self, label: str, model: ModelConfig, lora: Path | None = None):
         self.label = label
@@ -71,20 +71,17 @@ class Backend:
         self.client = await asyncio.to_thread(open_client, self.model, lora=self.lora)
 
     def revive(self) -> None:
-        """Reopen in the background after a failure (local servers: restart the dead process)."""
-        if not parse_ref(self.model.ref).is_local_gguf:
-            return
-        if self._reviving is None or self._reviving.done():
-            self._reviving = asyncio.get_running_loop().create_task(self._reopen())
+        """After a failure: restart a dead local server in the background, before the next request."""
+        local = self.client.local if self.client is not None else None
+        if local is not None and (self._reviving is None or self._reviving.done()):
+            self._reviving = asyncio.get_running_loop().create_task(self._restart(local))
 
-    async def _reopen(self) -> None:
-        old = self.client
+    @staticmethod
+    async def _restart(local: Any) -> None:
         try:
-            await self.open()
+            await asyncio.to_thread(local.resolve)
         except ProtegeError:
-            return  # still down: the next failure tries again
-        if old is not None:
-            await old.aclose()
+            pass  # still down: the next request tries again, and says why
 
     async def close(self) -> None:
         if self._reviving is not None:
@@ -174,3 +171,17 @@ async def load_agent(project: Project) -> Agent:
     router = await asyncio.to_thread(_load_router, project, notes)
     guard = await _load_guard(project, notes)
     return Agent(project, student, teacher, persona_for(project), router, guard, retriever, notes)
+
+
+async def load_agents(projects: list[Project]) -> list[Agent]:
+    """Every project's agent. The students' adapters are declared to the server pool first, so
+    the one llama-server per base starts with all of them, not restarted once per agent."""
+    from protege.models.endpoint import server_spec
+    from protege.models.refs import parse_ref
+    from protege.models.server import POOL
+
+    for project in projects:
+        adapter = latest_adapter(project)
+        if adapter is not None and parse_ref(project.config.student.ref).is_local_gguf:
+            POOL.want(await asyncio.to_thread(server_spec, project.config.student, adapter))
+    return list(await asyncio.gather(*(load_agent(p) for p in projects)))

@@ -32,7 +32,7 @@ from protege.corpus.retrieve import context_turn
 from protege.errors import ProtegeError
 from protege.models.client import Completion
 from protege.project import Project
-from protege.serve.agent import Agent, Backend, load_agent
+from protege.serve.agent import Agent, Backend, load_agents
 from protege.serve.keys import KeyRecord, KeyStore
 from protege.serve.metrics import Metrics
 from protege.serve.schema import APIError, ChatRequest, FeedbackRequest, bad_request
@@ -398,7 +398,7 @@ def create_app(projects: list[Project], db: str | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         gw.logs = open_logs(projects, db)
-        agents = await asyncio.gather(*(load_agent(p) for p in projects))
+        agents = await load_agents(projects)
         gw.agents = {a.name: a for a in agents}
         for agent in agents:
             for note in agent.notes:

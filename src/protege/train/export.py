@@ -6,7 +6,6 @@ The GGUF adapter is checked, not trusted: llama.cpp (quantized base + adapter) a
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -71,53 +70,60 @@ def write_modelfile(path: Path, base_gguf: Path) -> None:
 def greedy_agreement(model: Any, tokenizer: Any, base_gguf: Path, adapter: Path, texts: list[str], max_tokens: int = 192) -> dict[str, float]:
     """Share of positions where llama.cpp (base + adapter) and PyTorch pick the same next token.
 
-    Also measures how often the adapter changes llama.cpp's own greedy choice, which shows the
-    adapter was applied at all.
+    llama-server returns no logits for prompt positions, so the check follows llama.cpp's own
+    greedy path: the first half of each text is the prompt, llama-server continues it greedily,
+    and PyTorch, fed the same tokens, says at every generated position which token it would pick.
+    `base_agreement` does the same along the path of the base without the adapter, and
+    `adapter_changed` is the share of generated positions where the adapter changed
+    llama.cpp's own token, which shows the adapter was applied at all.
     """
-    import numpy as np
     import torch
-    from llama_cpp import Llama
+
+    from protege.models.server import POOL, Adapter, ServerSpec
 
     seqs = [tokenizer(t, add_special_tokens=False)["input_ids"][:max_tokens] for t in texts]
-    n_ctx = max(len(s) for s in seqs) + 8
-    threads = max(1, torch.get_num_threads())
+    prompts = [s[: max(1, len(s) // 2)] for s in seqs]
+    spec = ServerSpec(model=Path(base_gguf).resolve(), n_ctx=max(len(s) for s in seqs) + 16,
+                      adapters=(Adapter.of(adapter),), slots=1)  # fmt: skip
+    server = POOL.get(spec)
+    try:
+        adapted = [_greedy(server, p, len(s) - len(p), spec.adapters[0]) for p, s in zip(prompts, seqs)]
+        plain = [_greedy(server, p, len(s) - len(p), None) for p, s in zip(prompts, seqs)]
+    finally:
+        POOL.stop(spec)
     model.eval()
-    with torch.no_grad():
-        ref = [model(input_ids=torch.tensor([s], device=model.device)).logits[0].argmax(-1).cpu().numpy() for s in seqs]
 
-    def cpp_argmax(lora: Path | None) -> list[Any]:
-        kwargs = {"lora_path": str(lora)} if lora else {}
-        llm = Llama(model_path=str(base_gguf), n_ctx=n_ctx, logits_all=True, n_threads=threads, verbose=False, **kwargs)
-        try:
-            out = []
-            for s in seqs:
-                llm.reset()
-                llm.eval(s)
-                out.append(np.asarray(llm.scores[: len(s)]).argmax(-1))
-            return out
-        finally:
-            llm.close()
+    def torch_picks(prompt: list[int], generated: list[int]) -> list[int]:
+        if not generated:
+            return []
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([prompt + generated], device=model.device)).logits[0]
+        return logits[len(prompt) - 1 : -1].argmax(-1).tolist()
 
-    with _quiet_stderr():
-        adapted, plain = cpp_argmax(adapter), cpp_argmax(None)
-    total = sum(len(s) for s in seqs)
+    def agree(paths: list[list[int]]) -> tuple[int, int]:
+        pairs = [(g, torch_picks(p, g)) for p, g in zip(prompts, paths)]
+        return sum(sum(a == b for a, b in zip(g, t)) for g, t in pairs), sum(len(g) for g in paths)
+
+    same, total = agree(adapted)
+    base_same, base_total = agree(plain)
+    changed = sum(sum(a != b for a, b in zip(x, y)) + abs(len(x) - len(y)) for x, y in zip(adapted, plain))
     return {
         "positions": total,
-        "agreement": sum(int((a == r).sum()) for a, r in zip(adapted, ref)) / total,
-        "base_agreement": sum(int((p == r).sum()) for p, r in zip(plain, ref)) / total,
-        "adapter_changed": sum(int((a != p).sum()) for a, p in zip(adapted, plain)) / total,
+        "agreement": same / max(total, 1),
+        "base_agreement": base_same / max(base_total, 1),
+        "adapter_changed": changed / max(total, base_total, 1),
     }
 
 
-class _quiet_stderr:
-    """llama.cpp prints load logs on fd 2 even with verbose=False; keep the progress display clean."""
+def _greedy(server: Any, prompt: list[int], n: int, adapter: Any) -> list[int]:
+    """llama-server's greedy continuation of a token prompt (token ids, EOS not included)."""
+    import httpx
 
-    def __enter__(self) -> None:
-        self.saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-
-    def __exit__(self, *exc: object) -> None:
-        os.dup2(self.saved, 2)
-        os.close(self.saved)
+    body = {"prompt": prompt, "n_predict": max(1, n), "temperature": 0.0, "repeat_penalty": 1.0, "return_tokens": True,
+            "cache_prompt": False, "lora": server.lora_for(adapter)}  # fmt: skip
+    try:
+        reply = httpx.post(f"http://127.0.0.1:{server.port}/completion", json=body, timeout=300)
+        reply.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ProtegeError(f"llama-server could not continue a prompt for the agreement check: {exc}") from exc
+    return list(reply.json().get("tokens") or [])
