@@ -118,22 +118,29 @@ def synth(
     """Write a training set from the project's docs: questions, grounded answers, filtered, split by chunk."""
     from rich.table import Table
 
+    from protege.models.speed import duration as _duration
     from protege.project import Project
     from protege.synth import run as run_synth
 
     result = run_synth(Project.load(directory), dry_run=dry_run)
     c = result.counts
     if dry_run:
-        table = Table("step", "model", "calls (at most)", "prompt tokens (est.)", "completion tokens (est.)", "cost USD (est.)")
+        timed = [r.seconds for r in result.estimate if r.seconds is not None]
+        columns = ["step", "model", "calls (at most)", "prompt tokens (est.)", "completion tokens (est.)", "cost USD (est.)"]
+        table = Table(*columns, *(["time (est.)"] if timed else []))  # local models only: their speed is measured
         for r in result.estimate:
-            table.add_row(r.step, r.ref, f"{r.calls:,}", f"{r.prompt_tokens:,}", f"{r.completion_tokens:,}", f"{r.cost_usd:.4f}")
+            table.add_row(r.step, r.ref, f"{r.calls:,}", f"{r.prompt_tokens:,}", f"{r.completion_tokens:,}", f"{r.cost_usd:.4f}",
+                          *([_duration(r.seconds)] if timed else []))  # fmt: skip
         table.add_row("total", "", f"{sum(r.calls for r in result.estimate):,}",
                       f"{sum(r.prompt_tokens for r in result.estimate):,}",
-                      f"{sum(r.completion_tokens for r in result.estimate):,}", f"{sum(r.cost_usd for r in result.estimate):.4f}")  # fmt: skip
+                      f"{sum(r.completion_tokens for r in result.estimate):,}", f"{sum(r.cost_usd for r in result.estimate):.4f}",
+                      *([_duration(sum(timed))] if timed else []))  # fmt: skip
         out.print(table)
         next_steps(
             f"{c['files']} file(s) read, {c['skipped']} skipped, {c['chunks']} chunk(s), {c['questions']} question(s) planned. "
             "Nothing was called (calls already in artifacts/cache.db will be free).",
+            *([f"Estimated wall time of the local model calls: {_duration(sum(timed))} (from speeds measured here once, "
+               "cached in the protege cache folder; hosted models are not timed)"] if timed else []),  # fmt: skip
             f"Next: protege synth {directory}",
         )
         return

@@ -129,8 +129,13 @@ def _unfinished_training(project: Project) -> bool:
 
 
 def _run_synth(project: Project) -> None:
+    from protege.console import err
+    from protege.models.speed import duration
     from protege.synth import run
 
+    timed = [r.seconds for r in run(project, dry_run=True).estimate if r.seconds is not None]
+    if timed:  # at most: calls already in the cache are free
+        err.print(f"[dim]synth: about {duration(sum(timed))} of local model calls at most (speeds measured here)[/]")
     run(project)
 
 

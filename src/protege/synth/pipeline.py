@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import protege
 from protege.config import ModelConfig, section_hash
 from protege.corpus import Chunk, Corpus, approx_tokens, load_corpus
+from protege.models.speed import estimated_seconds
 from protege.synth import persona as persona_mod
 from protege.synth import prompts
 from protege.synth.answers import BARE_REFUSAL, Answer, Prompted, grounded_answer, is_refusal, prompt_for
@@ -52,6 +53,7 @@ class EstimateRow:
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float
+    seconds: float | None = None  # local models only: from their measured speed (models/speed.py)
 
 
 @dataclass
@@ -142,6 +144,9 @@ def estimate_calls(project: "Project", corpus: Corpus, chunks: list[Chunk], plan
     rows.append(row("answers", c.teacher, n, aggregate_in, n * answer_out))
     judge_in = sum(150 + approx_tokens(q.reference()) + EST_QUESTION_TOKENS + answer_out for q in plan)
     rows.append(row("judge", c.judge_model, n, judge_in, n * EST_JUDGE_TOKENS))
+    models = {m.ref: m for m in (c.teacher, c.judge_model, *synth.proposers)}
+    for r in rows:
+        r.seconds = estimated_seconds(models[r.ref], r.prompt_tokens, r.completion_tokens)
     return rows
 
 
