@@ -135,7 +135,7 @@ def test_server_outlives_the_thread_that_started_it(student_model):
 
 
 @pytest.mark.slow
-def test_one_slow_start_blocks_no_other_model(student_model, teacher_model, monkeypatch):
+def test_one_slow_start_blocks_no_other_model(student_model, teacher_model, monkeypatch, tmp_path):
     """A model whose start takes long (the teacher can take minutes on a cold disk) must not hold
     up a request for another model: each (base, context) has its own lock."""
     real_start = LlamaServer.start.__func__
@@ -148,7 +148,7 @@ def test_one_slow_start_blocks_no_other_model(student_model, teacher_model, monk
         return real_start(cls, spec, *args, **kwargs)
 
     monkeypatch.setattr(LlamaServer, "start", classmethod(start))
-    pool = ServerPool()
+    pool = ServerPool(tmp_path / "servers")  # its own servers: a running teacher elsewhere would be found, not started
     slow = threading.Thread(target=lambda: pool.get(server_spec(teacher_model)), daemon=True)
     try:
         slow.start()

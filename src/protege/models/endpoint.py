@@ -57,7 +57,10 @@ class LocalRoute:
         self.spec = spec
         self.pool = pool
         self.adapter = spec.adapters[0] if spec.adapters else None
-        self.slots = pool.get(spec).slots
+        # A server found already running may have more slots than this config asked for: an
+        # explicit `concurrency` still caps how many requests this client has in flight.
+        served = pool.get(spec).slots
+        self.slots = min(served, spec.slots or served)
 
     def resolve(self) -> tuple[str, dict[str, Any]]:
         """(base_url, extra request fields); starts or restarts the server when needed."""
