@@ -135,6 +135,9 @@ class TrainConfig(Strict):
     kd_weight: float = Field(0.5, ge=0, le=1)
     kd_temperature: float = Field(1.0, gt=0)
     checkpoint_every: int = Field(50, ge=1)
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="auto: bf16 where this machine runs it fast (AMX/AVX512-BF16 CPUs, GPUs), else fp32"
+    )
     seed: int = 0
 
 

@@ -99,3 +99,35 @@ def make_project(root: Path, student: str, rows: list[dict] | None = None, **tra
     lines = [json.dumps(r) for r in (qa_rows() if rows is None else rows)]
     (data / "train.jsonl").write_text("\n".join(lines) + "\n")
     return root
+
+
+TEACHER_ROWS = Path(__file__).parent / "data" / "teacher_rows.jsonl"
+
+
+def teacher_rows() -> list[dict]:
+    """Real teacher output: the embedded 1.5B's answers with its top-5 logprobs (record_teacher_rows.py)."""
+    return [json.loads(line) for line in TEACHER_ROWS.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen(tmp_path_factory) -> Path:
+    """A random model with the 0.5B student's architecture (qwen2) and its real tokenizer, shrunk
+    to hidden 64 and 2 layers, usable as `hf:<dir>`: KD runs over the real shared vocabulary."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from protege.models.embedded import REGISTRY
+
+    model = REGISTRY["qwen2.5-coder-0.5b-instruct"]
+    if model.missing_packages():
+        pytest.fail(f"embedded model {model.name} missing packages {model.missing_packages()}: run make setup")
+    path = model.path()
+    config = AutoConfig.from_pretrained(path.parent, gguf_file=path.name)
+    assert config.model_type == "qwen2" and config.vocab_size == 151_936
+    config.update({"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                   "num_key_value_heads": 2, "max_window_layers": 2, "layer_types": ["full_attention"] * 2})  # fmt: skip
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-qwen")
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name).save_pretrained(folder)
+    return folder

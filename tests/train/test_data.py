@@ -85,7 +85,7 @@ def test_unmappable_teacher_tokens_are_counted(tiny_tokenizer):
     row["teacher"]["logprobs"] = teacher_logprobs(tiny_tokenizer, answer, "\u2603snowman-not-a-token")
     stats = EncodeStats()
     example = encode_row(row, tiny_tokenizer, 512, VocabMap(tiny_tokenizer), stats)
-    assert stats.kd_mapping_failed == 1
+    assert stats.kd_mapping_failed == 0 and stats.kd_top_unmapped == len(example.kd) > 0
     assert all(len(t.ids) == 1 for t in example.kd.values())  # the unmapped alternative went to the tail
 
 

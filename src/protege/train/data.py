@@ -2,8 +2,10 @@
 
 The student's own chat template renders each conversation; only the assistant turns carry
 loss. Teacher logprobs arrive as token *strings* (or bytes) from an API, so they are mapped to
-the student's ids through the vocabulary, and aligned to the student's tokens by byte span:
-a student token gets a KD target only where it is exactly one teacher token.
+the student's ids by exact vocabulary lookup. When teacher and student share one vocabulary
+(checked id by id), the answer's ids are the teacher's own tokens, so every answer position has
+the teacher's top-k. Otherwise the teacher's tokens are aligned to the student's tokenization of
+the answer by byte span: a student token gets a KD target only where it is exactly one teacher token.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class EncodeStats:
     dropped_too_long: int = 0
     kd_rows: int = 0  # rows with at least one KD target
     kd_mapping_failed: int = 0  # rows with logprobs that could not be mapped to student tokens
+    kd_top_unmapped: int = 0  # teacher alternatives with no student id (their mass joins the tail)
     kd_tokens: int = 0
     label_tokens: int = 0
     teacher_tokens: int = 0
@@ -171,31 +174,38 @@ def render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bo
 
 
 def encode_row(
-    row: dict[str, Any], tokenizer: Any, max_len: int, vocab: VocabMap | None, stats: EncodeStats
+    row: dict[str, Any],
+    tokenizer: Any,
+    max_len: int,
+    vocab: VocabMap | None,
+    stats: EncodeStats,
+    *,
+    teacher_tokens: bool = False,
 ) -> Example | None:
-    """One row -> Example; None when truncation leaves no assistant token to learn from."""
+    """One row -> Example; None when truncation leaves no assistant token to learn from.
+
+    teacher_tokens: the teacher shares the student's vocabulary, so the answer is encoded as the
+    teacher's own token ids (what it generated), each with its top-k.
+    """
     messages = [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
     full = render(tokenizer, messages)
-    spans: list[tuple[int, int]] = []  # character spans of assistant turns in `full`
-    for i, m in enumerate(messages):
-        if m["role"] != "assistant":
-            continue
-        before = render(tokenizer, messages[:i], generation_prompt=True) if i else ""
-        through = render(tokenizer, messages[: i + 1])
-        if not full.startswith(through) or not through.startswith(before):
-            raise ProtegeError("the student's chat template is not prefix-stable, so assistant turns cannot be found")
-        # The answer and the end-of-turn marker carry loss; trailing newlines do not.
-        spans.append((len(before), len(through.rstrip())))
-    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
-    ids, offsets = enc["input_ids"], enc["offset_mapping"]
-    labels = [any(a <= s < b for a, b in spans) and e > s for s, e in offsets]
-    kd: dict[int, KDTarget] = {}
+    spans = _assistant_spans(tokenizer, messages, full)
     stats.rows += 1
     logprobs = (row.get("teacher") or {}).get("logprobs")
-    if logprobs and vocab is not None:
-        answer = messages[-1]["content"]
-        start = full.find(answer, spans[-1][0])
-        kd = _align_kd(logprobs, answer, start, ids, offsets, full, vocab, stats)
+    encoded = None
+    if logprobs and vocab is not None and teacher_tokens:
+        encoded = _teacher_token_encoding(full, spans, messages[-1]["content"], logprobs, tokenizer, vocab, stats)
+    if encoded is None:
+        ids, labels, offsets = _tokens(tokenizer, full, 0, len(full), spans)
+        kd: dict[int, KDTarget] = {}
+        if logprobs and vocab is not None and not teacher_tokens:
+            answer = messages[-1]["content"]
+            start = full.find(answer, spans[-1][0])
+            kd = _align_kd(logprobs, answer, start, ids, offsets, full, vocab, stats)
+        elif logprobs and vocab is not None:
+            stats.kd_mapping_failed += 1
+    else:
+        ids, labels, kd = encoded
     if len(ids) > max_len:
         stats.truncated += 1
         ids, labels = ids[:max_len], labels[:max_len]
@@ -211,6 +221,73 @@ def encode_row(
     return Example(ids, labels, kd)
 
 
+def _assistant_spans(tokenizer: Any, messages: list[dict[str, str]], full: str) -> list[tuple[int, int]]:
+    """Character spans of the assistant turns in `full`: the answer and its end-of-turn marker
+    carry loss; trailing newlines do not."""
+    spans: list[tuple[int, int]] = []
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        before = render(tokenizer, messages[:i], generation_prompt=True) if i else ""
+        through = render(tokenizer, messages[: i + 1])
+        if not full.startswith(through) or not through.startswith(before):
+            raise ProtegeError("the student's chat template is not prefix-stable, so assistant turns cannot be found")
+        spans.append((len(before), len(through.rstrip())))
+    return spans
+
+
+def _tokens(
+    tokenizer: Any, full: str, a: int, b: int, spans: list[tuple[int, int]]
+) -> tuple[list[int], list[bool], list[tuple[int, int]]]:
+    """full[a:b] tokenized: ids, labels (token starts inside an assistant span), offsets in `full`."""
+    enc = tokenizer(full[a:b], add_special_tokens=False, return_offsets_mapping=True)
+    offsets = [(a + s, a + e) for s, e in enc["offset_mapping"]]
+    labels = [any(s0 <= s < s1 for s0, s1 in spans) and e > s for s, e in offsets]
+    return list(enc["input_ids"]), labels, offsets
+
+
+def _piece(entry: dict[str, Any]) -> bytes:
+    return bytes(entry["bytes"]) if entry.get("bytes") else str(entry["token"]).encode()
+
+
+def _kd_target(entry: dict[str, Any], vocab: VocabMap, stats: EncodeStats) -> KDTarget | None:
+    """The teacher's top-k at one position in student ids; alternatives without an id (a special
+    token an API printed as "") are left out, so their mass joins the tail bucket."""
+    mapped = [(vocab.id_of(t), float(t["logprob"])) for t in entry.get("top") or [entry]]
+    kept = [(i, lp) for i, lp in mapped if i is not None]
+    stats.kd_top_unmapped += len(mapped) - len(kept)
+    return KDTarget([i for i, _ in kept], [lp for _, lp in kept]) if kept else None
+
+
+def _teacher_token_encoding(
+    full: str,
+    spans: list[tuple[int, int]],
+    answer: str,
+    logprobs: list[dict[str, Any]],
+    tokenizer: Any,
+    vocab: VocabMap,
+    stats: EncodeStats,
+) -> tuple[list[int], list[bool], dict[int, KDTarget]] | None:
+    """The conversation with the last answer as the teacher's own token ids; None (the caller
+    encodes the text and counts a mapping failure) when the tokens do not spell the stored answer."""
+    start = spans[-1][0]
+    chosen = [vocab.id_of(t) for t in logprobs]
+    if full[start : start + len(answer)] != answer or None in chosen:
+        return None
+    if b"".join(map(_piece, logprobs)) != answer.encode():
+        return None
+    head, head_labels, _ = _tokens(tokenizer, full, 0, start, spans)
+    tail, tail_labels, _ = _tokens(tokenizer, full, start + len(answer), len(full), spans)
+    kd: dict[int, KDTarget] = {}
+    for i, entry in enumerate(logprobs):
+        if (target := _kd_target(entry, vocab, stats)) is not None:
+            kd[len(head) + i] = target
+    stats.teacher_tokens += len(logprobs)
+    stats.aligned_tokens += len(logprobs)
+    ids = head + [int(i) for i in chosen]  # type: ignore[arg-type]
+    return ids + tail, head_labels + [True] * len(chosen) + tail_labels, kd
+
+
 def _align_kd(
     logprobs: list[dict[str, Any]],
     answer: str,
@@ -222,7 +299,7 @@ def _align_kd(
     stats: EncodeStats,
 ) -> dict[int, KDTarget]:
     """Teacher tokens matched to student tokens by byte span within the answer."""
-    pieces = [bytes(t["bytes"]) if t.get("bytes") else str(t["token"]).encode() for t in logprobs]
+    pieces = [_piece(t) for t in logprobs]
     joined = b"".join(pieces)
     answer_bytes = answer.encode()
     stats.teacher_tokens += len(pieces)
@@ -237,7 +314,6 @@ def _align_kd(
         spans[(pos, pos + len(piece))] = entry
         pos += len(piece)
     kd: dict[int, KDTarget] = {}
-    failed = False
     for p, (s, e) in enumerate(offsets):
         if s < start or e > start + len(answer) or e <= s:
             continue
@@ -247,13 +323,9 @@ def _align_kd(
         if entry is None or vocab.id_of(entry) != ids[p]:
             continue
         stats.aligned_tokens += 1
-        top = entry.get("top") or [entry]
-        mapped = [(vocab.id_of(t), float(t["logprob"])) for t in top]
-        failed |= any(i is None for i, _ in mapped)
-        kept = [(i, lp) for i, lp in mapped if i is not None]
-        if kept:
-            kd[p] = KDTarget([i for i, _ in kept], [lp for _, lp in kept])
-    if failed or not kd:
+        if (target := _kd_target(entry, vocab, stats)) is not None:
+            kd[p] = target
+    if not kd:
         stats.kd_mapping_failed += 1
     return kd
 

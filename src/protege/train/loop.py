@@ -76,15 +76,19 @@ def train(
     resume: bool = False,
     stop_at: int | None = None,
     progress: bool = True,
+    autocast_bf16: bool = False,
 ) -> TrainResult:
     """Train `model` (a PEFT or plain causal LM) in place; returns the loss curve and throughput.
 
-    stop_at ends the loop early after that step (with a checkpoint) without changing the
-    schedule: it is how tests simulate an interrupted run.
+    The model comes in the dtypes it trains in (see train.precision); autocast_bf16 runs its
+    matmuls in bf16. stop_at ends the loop early after that step (with a checkpoint) without
+    changing the schedule: it is how tests simulate an interrupted run.
     """
     from accelerate import Accelerator
+    from peft.helpers import disable_input_dtype_casting
 
-    accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
+    # Autocast by hand rather than accelerate's mixed_precision, which is fixed once per process.
+    accelerator = Accelerator(mixed_precision="no")
     wrapped = PositionLoss(model, config.kd_weight, config.kd_temperature)
     params = [p for p in wrapped.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
@@ -105,7 +109,10 @@ def train(
     rank, world = accelerator.process_index, accelerator.num_processes
     wrapped.train()
     bar = _progress(progress and accelerator.is_main_process)
-    with bar:
+    # Under autocast, peft's cast of every activation to its fp32 adapter's dtype is a full copy
+    # that autocast then undoes; autocast casts the small adapter instead (0.5B LoRA step on a
+    # 4x641 batch here: 11.7 s -> 8.9 s).
+    with bar, disable_input_dtype_casting(model, active=autocast_bf16):
         task = bar.add_task("training", total=steps, completed=result.resumed_from, loss=float("nan"), tps=0.0)
         t0, before = time.perf_counter(), result.seconds
         for step in range(result.resumed_from, steps):
@@ -114,7 +121,8 @@ def train(
             shard = batch_ids[rank::world] or batch_ids[:1]
             batch = collate([examples[i] for i in shard], pad_id).to(accelerator.device)
             try:
-                loss, ce, kd = wrapped(batch)
+                with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
+                    loss, ce, kd = wrapped(batch)
                 accelerator.backward(loss)
                 accelerator.clip_grad_norm_(params, 1.0)
                 optimizer.step()

@@ -3,6 +3,11 @@
 The vocabulary projection is the most expensive part of a small model's step (49k-151k
 outputs per position), so the model body runs once and the head is applied only at the
 positions that predict an assistant token.
+
+Batches are right-padded and no padding mask is passed: under the causal mask alone a real
+token attends only to the real tokens before it, so its output is exact, and what the padding
+positions compute is never read. Without a mask SDPA runs its causal kernel, which skips the
+masked half of the attention (7% of a 0.5B step on 640-token rows here).
 """
 
 from __future__ import annotations
@@ -18,8 +23,7 @@ from protege.train.data import Example
 
 @dataclass
 class Batch:
-    input_ids: torch.Tensor  # (B, L)
-    attention_mask: torch.Tensor  # (B, L)
+    input_ids: torch.Tensor  # (B, L), right-padded
     positions: torch.Tensor  # (N,) flat indices b*L+t of positions that predict a label
     targets: torch.Tensor  # (N,) the label token ids
     kd_rows: torch.Tensor  # (M,) indices into positions with a teacher top-k
@@ -36,11 +40,9 @@ def collate(examples: list[Example], pad_id: int) -> Batch:
     """Right-padded batch; label position t+1 is predicted from position t."""
     length = max(len(e) for e in examples)
     ids = torch.full((len(examples), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(examples), length), dtype=torch.long)
     positions, targets, kd_rows, kd_ids, kd_lps = [], [], [], [], []
     for b, e in enumerate(examples):
         ids[b, : len(e)] = torch.tensor(e.input_ids)
-        mask[b, : len(e)] = 1
         for t in range(1, len(e)):
             if e.labels[t]:
                 if t in e.kd:
@@ -57,13 +59,12 @@ def collate(examples: list[Example], pad_id: int) -> Batch:
         kd_lps_t[r, : len(lp)] = torch.tensor(lp)
     return Batch(
         input_ids=ids,
-        attention_mask=mask,
         positions=torch.tensor(positions, dtype=torch.long),
         targets=torch.tensor(targets, dtype=torch.long),
         kd_rows=torch.tensor(kd_rows, dtype=torch.long),
         kd_ids=kd_ids_t,
         kd_logprobs=kd_lps_t,
-        tokens=int(mask.sum()),
+        tokens=sum(len(e) for e in examples),
     )
 
 
@@ -105,7 +106,7 @@ class PositionLoss(nn.Module):
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         base = self._base()
         body, head = base.get_decoder(), base.get_output_embeddings()
-        hidden = body(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).last_hidden_state
+        hidden = body(input_ids=batch.input_ids, use_cache=False).last_hidden_state
         hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.positions)
         logits = head(hidden).float()
         ce = F.cross_entropy(logits, batch.targets)

@@ -108,11 +108,14 @@ def encode_dataset(rows: list[dict[str, Any]], tokenizer: Any, max_len: int) -> 
             reason = "the teacher's vocabulary differs from the student's"
         else:
             vocab = VocabMap(tokenizer)
+    # Vocabularies compared and equal: the answers are the teacher's own tokens (no alignment).
+    checked = bool(matches) and all(m is True for m in matches)
     stats = EncodeStats()
-    examples = [e for r in rows if (e := encode_row(r, tokenizer, max_len, vocab, stats)) is not None]
+    examples = [
+        e for r in rows if (e := encode_row(r, tokenizer, max_len, vocab, stats, teacher_tokens=checked)) is not None
+    ]
     if vocab is not None:
         aligned = stats.aligned_tokens / max(stats.teacher_tokens, 1)
-        checked = all(m is True for m in matches)
         if not checked and aligned < ALIGN_MATCH:
             reason = f"only {aligned:.0%} of the teacher's tokens are student tokens: the vocabularies differ"
             for e in examples:
@@ -121,7 +124,9 @@ def encode_dataset(rows: list[dict[str, Any]], tokenizer: Any, max_len: int) -> 
             reason = "no teacher token could be mapped to a student token"
         else:
             reason = "teacher top-k logprobs over the shared vocabulary" + (
-                " (vocabularies compared)" if checked else f" ({aligned:.0%} of teacher tokens aligned)"
+                " (vocabularies compared; answers are the teacher's own tokens)"
+                if checked
+                else f" ({aligned:.0%} of teacher tokens aligned)"
             )
     if not examples:
         raise ProtegeError(f"no row fits in train.max_seq_len={max_len} tokens", hint="raise train.max_seq_len")
@@ -180,6 +185,7 @@ def run(
     from protege.console import err
     from protege.train.data import read_rows
     from protege.train.loop import oom_error, total_steps, train
+    from protege.train.precision import plan
     from protege.train.student import load_student
 
     config = project.config.train
@@ -195,7 +201,8 @@ def run(
         )
     if not torch.cuda.is_available():
         torch.set_num_threads(os.cpu_count() or 1)
-    student = load_student(project.config.student.ref)
+    precision = plan(config.precision, config.method, "cuda" if torch.cuda.is_available() else "cpu")
+    student = load_student(project.config.student.ref, dtype=precision.base_dtype)
     examples, data_info = encode_dataset(rows, student.tokenizer, config.max_seq_len)
     err.print(
         f"[dim]{len(examples)} examples, {data_info['label_tokens']:,} answer tokens, "
@@ -217,6 +224,7 @@ def run(
             checkpoint_dir=run_dir / "checkpoints",
             resume=resume,
             stop_at=stop_at,
+            autocast_bf16=precision.autocast_bf16,
         )
     except MemoryError as exc:
         raise oom_error(exc, config) from None
@@ -225,7 +233,7 @@ def run(
     from accelerate import PartialState
 
     if PartialState().is_main_process:
-        _export(project, run_dir, student, model, rows, examples, data_info, result, merge)
+        _export(project, run_dir, student, model, rows, examples, {**data_info, "precision": precision.precision}, result, merge)
     return run_dir
 
 
@@ -257,7 +265,7 @@ def _export(project, run_dir, student, model, rows, examples, data_info, result,
             texts = [render(student.tokenizer, r["messages"]) for r in rows[:4]]
             metrics["export_agreement"] = greedy_agreement(model, student.tokenizer, student.base_gguf, run_dir / "adapter.gguf", texts)
     if merge or config.method == "full":
-        merged = model.merge_and_unload() if config.method == "lora" else model
+        merged = _merged(student.ref, run_dir / "adapter") if config.method == "lora" else model
         merged.save_pretrained(run_dir / "merged")
         student.tokenizer.save_pretrained(run_dir / "merged")
     data_hash = hashlib.sha256(project.paths.train_jsonl.read_bytes()).hexdigest()[:16]
@@ -277,3 +285,12 @@ def _export(project, run_dir, student, model, rows, examples, data_info, result,
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     (run_dir / "run.json").write_text(json.dumps(run_info, indent=2), encoding="utf-8")
     (project.paths.models / "LATEST").write_text(run_dir.name + "\n", encoding="utf-8")
+
+
+def _merged(ref: str, adapter: Any) -> Any:
+    """The adapter merged into a full-precision copy of the base (the trained base may be bf16)."""
+    from peft import PeftModel
+
+    from protege.train.student import load_student
+
+    return PeftModel.from_pretrained(load_student(ref).model, adapter).merge_and_unload()
