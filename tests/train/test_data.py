@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import qa_rows
+from conftest import qa_rows, teacher_rows
 
 from protege.errors import ProtegeError
 from protege.train.data import EncodeStats, VocabMap, encode_row, read_rows
@@ -95,3 +95,29 @@ def test_answer_that_does_not_match_teacher_tokens_is_a_mapping_failure(tiny_tok
     stats = EncodeStats()
     example = encode_row(row, tiny_tokenizer, 512, VocabMap(tiny_tokenizer), stats)
     assert example.kd == {} and stats.kd_mapping_failed == 1
+
+
+def test_with_a_shared_vocabulary_the_answer_is_the_teachers_own_tokens(tiny_qwen):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_qwen)  # the 0.5B student's real tokenizer
+    row = teacher_rows()[0]
+    answer, logprobs = row["messages"][-1]["content"], row["teacher"]["logprobs"]
+    stats = EncodeStats()
+    example = encode_row(row, tokenizer, 512, VocabMap(tokenizer), stats, teacher_tokens=True)
+    positions = sorted(example.kd)
+    assert positions == list(range(positions[0], positions[0] + len(logprobs)))  # every answer token
+    assert tokenizer.decode([example.input_ids[p] for p in positions]) == answer
+    # A greedy teacher's choice is its own top-1.
+    assert all(example.kd[p].ids[0] == example.input_ids[p] for p in positions)
+    learned = [t for t, label in zip(example.input_ids, example.labels) if label]
+    assert tokenizer.decode(learned) == answer + "<|im_end|>"
+    assert stats.aligned_tokens == stats.kd_tokens == len(logprobs) and stats.kd_mapping_failed == 0
+
+    edited = json.loads(json.dumps(row))
+    edited["messages"][-1]["content"] = answer + " Call us."  # the tokens no longer spell it
+    stats = EncodeStats()
+    example = encode_row(edited, tokenizer, 512, VocabMap(tokenizer), stats, teacher_tokens=True)
+    assert example.kd == {} and stats.kd_mapping_failed == 1
+    learned = [t for t, label in zip(example.input_ids, example.labels) if label]
+    assert tokenizer.decode(learned) == answer + " Call us.<|im_end|>"
