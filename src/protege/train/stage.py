@@ -206,7 +206,8 @@ def run(
     examples, data_info = encode_dataset(rows, student.tokenizer, config.max_seq_len)
     err.print(
         f"[dim]{len(examples)} examples, {data_info['label_tokens']:,} answer tokens, "
-        f"distillation: {data_info['distillation']} ({data_info['distillation_reason']})[/]"
+        f"distillation: {data_info['distillation']} ({data_info['distillation_reason']}), "
+        f"precision: {precision.precision}[/]"
     )
     model = build_model(student, config)
     if torch.cuda.is_available():
