@@ -1,4 +1,4 @@
-"""The real embedded student (SmolLM2-135M): trained a few steps, served by llama.cpp with adapter.gguf."""
+"""The real embedded students (SmolLM2-135M, Qwen2.5-0.5B): trained a few steps, served by llama.cpp with adapter.gguf."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import make_project
+from conftest import make_project, teacher_rows
 
 from protege.config import ModelConfig
 from protege.models.endpoint import open_client
@@ -39,3 +39,29 @@ def test_trained_adapter_changes_what_llama_cpp_answers(student_model, tmp_path)
 
     before, after = asyncio.run(answer(None)), asyncio.run(answer(Path(info["adapter_gguf"])))
     assert before != after
+
+
+@pytest.mark.slow
+def test_0_5b_student_learns_from_teacher_logprobs_and_exports_for_llama_cpp(tmp_path):
+    """The default student (qwen2): token KD on the real teacher's top-5, then adapter.gguf checked
+    against PyTorch by llama.cpp (qwen2 needs no q/k reordering; its q/k/v biases stay in the base)."""
+    import gguf
+
+    ref = "embedded:qwen2.5-coder-0.5b-instruct"
+    seven = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    rows = teacher_rows()[:8]
+    root = make_project(tmp_path, ref, rows, max_steps=3, batch_size=4, learning_rate=2e-3, max_seq_len=128,
+                        lora_targets=seven)  # fmt: skip
+    run_dir = run(Project.load(root))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["distillation"] == "token-kd" and metrics["precision"] in ("bf16", "fp32")
+    assert metrics["kd_tokens"] == sum(len(r["teacher"]["logprobs"]) for r in rows)
+    assert all("kd" in point for point in metrics["loss_curve"])
+    reader = gguf.GGUFReader(str(run_dir / "adapter.gguf"))
+    names = {t.name for t in reader.tensors}
+    assert bytes(reader.fields["general.architecture"].parts[-1]).decode() == "qwen2"
+    assert {f"blk.23.{t}.weight.lora_{ab}" for t in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+            for ab in "ab"} <= names and not any("bias" in n for n in names)  # fmt: skip
+    agreement = metrics["export_agreement"]
+    assert agreement["agreement"] >= 0.85, agreement
+    assert agreement["adapter_changed"] > 0.02, agreement
