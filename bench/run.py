@@ -45,7 +45,7 @@ NOT_RUN = {
     "synth_concurrency": "no peer: synth's own scaling with teacher concurrency against a canned endpoint",
     "guard_eval": "no peer: precision and recall of the guard's layers on the labeled set",
     "guard_latency": "no peer: the guard rule layer's latency",
-    "train_device": "no peer, and meant for a GPU: protege train's tokens/s and memory on any device",
+    "train_device": "no peer: protege train's tokens/s and peak memory per precision, on a CPU or a GPU",
 }
 HELPERS = {"record", "render", "run", "canned_endpoint", "distilabel_side"}  # modules the benches import, not benches
 
