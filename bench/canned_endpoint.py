@@ -3,7 +3,7 @@
 It stands in for a remote teacher where the model is beside the point: measuring how synth
 scales with concurrency against network-like latency (bench/synth_concurrency.py), and driving
 the synth pipeline fast and deterministically in tests. It recognises synth's prompts by their
-wording and answers each in the expected shape: a question, an answer, a judge's JSON verdict.
+wording and answers each in the expected shape: questions with key facts, an answer, a judge's JSON verdict.
 
     python bench/canned_endpoint.py --port 8123 --delay 0.3
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,17 +26,31 @@ JUDGE_JSON = '{"groundedness": 8, "helpfulness": 7, "reason": "supported by the 
 REFUSAL = "I'm sorry, but I can't assist with that."
 
 
-def canned_reply(messages: list[dict], seed: int | None, malformed_judge: bool, refusing: bool = False) -> str:
+INVENTED = "A same-day fix is $999."  # a fact found in no document: synth's groundedness check must drop it
+
+
+def canned_reply(messages: list[dict], seed: int | None, malformed_judge: bool, refusing: bool = False,
+                 inventing: bool = False) -> str:  # fmt: skip
     text = "\n".join(str(m.get("content", "")) for m in messages)
     digest = hashlib.sha256(f"{text}|{seed}".encode()).digest()
+    if "Grade the candidate answer" in text:  # eval's rubric
+        return '{"score": 7}'
+    if "Which answer is better?" in text:  # eval's pairwise judge
+        return '{"winner": "A"}'
     if "You grade an assistant's answer" in text:
         if malformed_judge and len(messages) == 1:
             return "Overall the answer looks fine and grounded, I would rate it well."
         return f"Sure! Here is my verdict:\n```json\n{JUDGE_JSON}\n```"
     if "Write one question" in text:
         a, b, c = (WORDS[x % len(WORDS)] for x in digest[:3])
+        # The key facts: the source's first words of its last line, as a grounded answer repeats it, and an invented one.
+        source = text.split("\n\nWrite one question", 1)[0].strip().splitlines()
+        fact = " ".join(source[-1].split()[:3]) if source else ""
         # Customers leave their own address: private PII that synth must redact.
-        return f'Question: "How does the {a} {b} policy compare for a {c}, case {digest[3]}? I am rider{digest[3]}@mail.example"'
+        question = f"How does the {a} {b} policy compare for a {c}, case {digest[3]}? I am rider{digest[3]}@mail.example"
+        return json.dumps({"question": question, "key_facts": [fact, "open 24/7"]})
+    if "do NOT answer it" in text:
+        return "Sorry, the information I have does not cover this; please contact the shop."
     if "social media posts" in text:
         return "You are the creator. Tone: warm and brief. Phrases: 'low and slow'."
     if "Say OK" in text:
@@ -43,9 +58,12 @@ def canned_reply(messages: list[dict], seed: int | None, malformed_judge: bool, 
     if refusing and digest[0] % 3 == 0:  # a third of the answers: the bare refusal small teachers give
         return REFUSAL
     # An answer quotes the last line of its reference, as a grounded answer would repeat a fact.
-    reference = text.split("Reference:", 1)[-1].split("Context:", 1)[0].strip().splitlines()
+    reference = re.split(r"\n\n(?:Ground every|The reference above)", text.split("Reference:", 1)[-1])[0].strip().splitlines()
     fact = reference[-1].strip() if reference else ""
-    return f"Thanks for asking. {fact} (option {digest[1]})"
+    if "polite refusal or hand-off" in text:
+        return f"Sorry, that is outside what I can help with. I can tell you this: {fact}"
+    invented = f" {INVENTED}" if inventing and digest[2] % 3 == 0 else ""  # a third of the answers
+    return f"Thanks for asking. {fact}{invented}"
 
 
 def _logprobs(text: str, k: int) -> dict:
@@ -62,6 +80,7 @@ class _Handler(BaseHTTPRequestHandler):
     delay = 0.0
     malformed_judge = False
     refusing = False
+    inventing = False
     served = 0
     lock = threading.Lock()
 
@@ -74,7 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
         time.sleep(self.delay)
-        text = canned_reply(body.get("messages", []), body.get("seed"), self.malformed_judge, self.refusing)
+        text = canned_reply(body.get("messages", []), body.get("seed"), self.malformed_judge, self.refusing, self.inventing)
         words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
         with self.lock:
             type(self).served += 1
@@ -100,11 +119,11 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # the default backlog (5) refuses connections at high concurrency
 
 
-def start(port: int = 0, delay: float = 0.0, malformed_judge: bool = False,
-          refusing: bool = False) -> tuple[ThreadingHTTPServer, str]:  # fmt: skip
+def start(port: int = 0, delay: float = 0.0, malformed_judge: bool = False, refusing: bool = False,
+          inventing: bool = False) -> tuple[ThreadingHTTPServer, str]:  # fmt: skip
     """Serve in a background thread; returns the server (call .shutdown()) and its /v1 base URL."""
     handler = type("Handler", (_Handler,), {"delay": delay, "malformed_judge": malformed_judge, "refusing": refusing,
-                                            "served": 0})  # fmt: skip
+                                            "inventing": inventing, "served": 0})  # fmt: skip
     server = _Server(("127.0.0.1", port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()

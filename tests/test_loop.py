@@ -65,3 +65,21 @@ def test_quick_overrides_sizes_in_memory_only(project_dir):
 def test_unknown_forced_stage_is_a_clear_error(project_dir):
     with pytest.raises(ProtegeError, match="unknown stage"):
         loop.run_loop(Project.load(project_dir), force=["deploy"])
+
+
+def test_closing_table_shows_both_metrics_and_the_judge_agreement(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "evaluate"))
+    from eval_builders import make_info, make_results
+
+    from protege.evaluate.metrics import summarize
+
+    recall = ([0.0, 0.5, 0.0, 0.5], [0.5, 1.0, 0.5, 1.0], [1.0, 1.0, 1.0, 1.0])
+    ev = summarize(make_results([2, 3, 2, 4], [5, 6, 4, 7], [8, 9, 8, 9], recall=recall), make_info(trained=True))
+    rows = dict(loop.summary_rows({"eval": ev}))
+    assert rows["fact recall, trained (key facts stated)"].startswith("75% [")
+    assert rows["gap recovered, fact recall (paired)"].startswith("67% [")
+    assert rows["gap recovered, rubric (paired, of teacher)"].startswith("48% [")
+    assert rows["judge vs fact recall (Spearman, per answer)"].startswith("0.92 [")

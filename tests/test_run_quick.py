@@ -29,7 +29,8 @@ def test_quick_loop_end_to_end(tmp_path):
     first = protege("run", str(project), "--quick", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     out = first.stdout
-    for figure in ("quality, trained", "quality, teacher", "gap recovered", "latency p50, trained",
+    for figure in ("quality, trained", "quality, teacher", "fact recall, trained", "fact recall, teacher",
+                   "gap recovered, rubric", "gap recovered, fact recall", "judge vs fact recall", "latency p50, trained",
                    "cost per 1,000 queries, routed", "router (chosen by cross-validated APGR)"):  # fmt: skip
         assert figure in out, out
     assert "Ran: synth" in out and "protege serve" in out
@@ -39,12 +40,14 @@ def test_quick_loop_end_to_end(tmp_path):
     eval_rows = [json.loads(line) for line in (artifacts / "data" / "eval.jsonl").read_text().splitlines()]
     assert train_rows and eval_rows
     assert all(r["context"] is not None for r in train_rows)  # the example trains the RAFT format
+    assert any(r["key_facts"] for r in eval_rows)  # fact recall has something to measure
     train_chunks = {c for r in train_rows for c in r["source"]["chunks"]}
     assert not train_chunks & {c for r in eval_rows for c in r["source"]["chunks"]}
     run = (artifacts / "models" / "LATEST").read_text().strip()
     assert (artifacts / "models" / run / "adapter.gguf").stat().st_size > 0
     summary = json.loads((artifacts / "reports" / run / "summary.json").read_text())
     assert summary["trained"] and summary["n_questions"] >= 3
+    assert summary["fact_recall"]["teacher"]["n"] >= 1 and "gap_recovered_fact_recall" in summary
     assert (artifacts / "reports" / run / "report.html").stat().st_size > 10_000
     router = json.loads((artifacts / "router" / "router.json").read_text())
     assert router["kind"] in ("sw_ranking", "classifier", "cascade", "random")

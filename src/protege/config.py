@@ -70,6 +70,7 @@ QUESTION_TYPES = (
     "out-of-scope",
     "unsafe",
 )
+REFUSAL_TYPES = ("out-of-scope", "unsafe")  # question types whose right answer declines or hands off
 
 
 class SynthConfig(Strict):
@@ -101,9 +102,14 @@ class SynthConfig(Strict):
     proposers: list[ModelConfig] = Field(
         default_factory=list, description="Mixture-of-Agents proposers; the teacher aggregates"
     )
-    logprobs: int = Field(0, ge=0, le=20, description="store the teacher's top-k logprobs")
+    logprobs: int = Field(
+        10, ge=0, le=20, description="store the teacher's top-k logprobs (token KD) when it returns them; 0 = off"
+    )
     answer_max_tokens: int = Field(256, ge=16)
     judge_threshold: float = Field(6.0, ge=0, le=10)
+    grounding_threshold: float = Field(
+        0.7, ge=0, le=1, description="share of an answer's content words that must occur in its source"
+    )
     dedup_threshold: float = Field(0.8, gt=0, le=1)
     eval_fraction: float = Field(0.2, ge=0, lt=1)
     max_chunks: int | None = Field(None, ge=1, description="cap on chunks used (quick runs)")
@@ -146,6 +152,9 @@ class EvalConfig(Strict):
     max_questions: int | None = Field(None, ge=1)
     max_tokens: int = Field(256, ge=16)
     bootstrap: int = Field(2000, ge=100)
+    pairwise: bool = Field(
+        False, description="also judge each student against the teacher in both orders (2 calls per answer)"
+    )
     seed: int = 0
     local_usd_per_hour: float = Field(
         0.10, ge=0, description="price of the machine a local model runs on (default: a 2-vCPU cloud VM)"

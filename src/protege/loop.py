@@ -230,7 +230,14 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         for m in ("untrained", "trained", "teacher"):
             if m in ev["rubric"]:
                 rows.append((f"quality, {m} (rubric 1-10, 95% CI)", _est(ev["rubric"][m])))
-        rows.append(("gap recovered (trained vs untrained, of teacher)", _est(ev["gap_recovered"], 0, "%", 100.0)))
+        for m in ("untrained", "trained", "teacher"):
+            if m in ev.get("fact_recall", {}):
+                rows.append((f"fact recall, {m} (key facts stated)", _est(ev["fact_recall"][m], 0, "%", 100.0)))
+        rows.append(("gap recovered, rubric (paired, of teacher)", _est(ev["gap_recovered"], 0, "%", 100.0)))
+        if "gap_recovered_fact_recall" in ev:
+            rows.append(("gap recovered, fact recall (paired)", _est(ev["gap_recovered_fact_recall"], 0, "%", 100.0)))
+        if "judge_agreement" in ev:
+            rows.append(("judge vs fact recall (Spearman, per answer)", _est(ev["judge_agreement"]["spearman"])))
         for m in ("trained", "teacher"):
             if m in ev["latency_s"]:
                 rows.append((f"latency p50, {m}", _est(ev["latency_s"][m]["p50"], 2, " s")))

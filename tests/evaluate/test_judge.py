@@ -1,15 +1,14 @@
 import pytest
 
 from protege.evaluate.judge import (
-    JudgeParseError,
     pairwise_messages,
-    parse_json_object,
     parse_score,
     parse_winner,
     reconcile,
     rubric_messages,
     student_verdict,
 )
+from protege.replies import ReplyParseError
 
 
 @pytest.mark.parametrize(
@@ -34,7 +33,7 @@ def test_parse_score_tolerates_what_small_judges_write(reply, score):
     ["I think the answer is good.", '{"score": 11}', '{"score": 0}', '{"score": "great"}', '{"grade": 7}', "", '{"score": true}'],
 )
 def test_parse_score_rejects_unreadable_replies(reply):
-    with pytest.raises(JudgeParseError):
+    with pytest.raises(ReplyParseError):
         parse_score(reply)
 
 
@@ -56,14 +55,8 @@ def test_parse_winner(reply, winner):
 
 @pytest.mark.parametrize("reply", ['{"winner": "C"}', '{"winner": null}', "Both are fine.", "{not json"])
 def test_parse_winner_rejects(reply):
-    with pytest.raises(JudgeParseError):
+    with pytest.raises(ReplyParseError):
         parse_winner(reply)
-
-
-def test_parse_json_object_prefers_the_fenced_object():
-    assert parse_json_object('{"a": 1} then ```json\n{"b": 2}\n```') == {"b": 2}
-    with pytest.raises(JudgeParseError, match="no JSON object"):
-        parse_json_object("no braces here")
 
 
 def test_student_verdict_maps_positions_back_to_the_student():

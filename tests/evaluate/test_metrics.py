@@ -77,3 +77,25 @@ def test_regression_gate(constructed):
     assert "below --fail-under 6" in gate_failure(s, 6.0)
     untrained_only = summarize(make_results([2], None, [8]), make_info(trained=False))
     assert "no trained student" in gate_failure(untrained_only, 1.0)
+
+
+def test_fact_recall_figures_are_paired_and_the_judge_agreement_is_reported():
+    untrained, trained, teacher = [2, 3, 2, 4], [5, 6, 4, 7], [8, 9, 8, 9]
+    recall = ([0.0, 0.5, 0.0, 0.5], [0.5, 1.0, None, 1.0], [1.0, 1.0, 1.0, 1.0])
+    s = summarize(make_results(untrained, trained, teacher, recall=recall), make_info(trained=True))
+    assert s["fact_recall"]["trained"]["value"] == pytest.approx(2.5 / 3) and s["fact_recall"]["trained"]["n"] == 3
+    # Question 2 has no trained fact recall: the paired figures use questions 0, 1 and 3.
+    g = s["gap_recovered_fact_recall"]
+    assert g["n"] == 3 and g["value"] == pytest.approx((0.5 + 0.5 + 0.5) / (1.0 + 0.5 + 0.5))
+    d = s["trained_minus_untrained"]
+    assert d["fact_recall"]["value"] == pytest.approx(0.5) and d["fact_recall"]["n"] == 3
+    assert d["rubric"]["value"] == pytest.approx((3 + 3 + 2 + 3) / 4) and d["rubric"]["low"] > 0
+    ag = s["judge_agreement"]
+    assert ag["answers"] == 11 and ag["questions"] == 4
+    assert ag["spearman"]["value"] > 0.8 and -1 <= ag["kendall"]["low"] <= ag["kendall"]["high"] <= 1
+
+
+def test_without_key_facts_fact_recall_is_missing_not_zero():
+    s = summarize(make_results([2, 3], [4, 5], [8, 9]), make_info(trained=True))
+    assert s["fact_recall"]["trained"]["value"] is None and s["gap_recovered_fact_recall"]["value"] is None
+    assert s["judge_agreement"]["answers"] == 0 and s["judge_agreement"]["spearman"]["value"] is None

@@ -1,3 +1,4 @@
+import asyncio
 import json
 
 import pytest
@@ -95,3 +96,42 @@ def test_async_work_runs_from_inside_a_running_event_loop():
 
     assert _run_async(inner()) == 42
     assert _run_async(caller()) == 42  # the inner call finds the outer loop running
+
+
+@pytest.mark.parametrize("pairwise", [False, True])
+def test_judge_all_asks_the_rubric_per_answer_and_pairwise_only_when_asked(pairwise):
+    import sys
+    from pathlib import Path
+
+    from rich.progress import Progress
+
+    from protege.config import ModelConfig
+    from protege.evaluate.stage import judge_all
+    from protege.models.endpoint import open_client
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
+    import canned_endpoint
+
+    server, url = canned_endpoint.start()
+    items = [{"id": f"q{i}", "type": "factual", "question": f"question {i}?", "reference": "ref", "source": {"text": "src"},
+              "messages": [{"role": "system", "content": "persona"}, {"role": "user", "content": f"question {i}?"}]}
+             for i in range(3)]  # fmt: skip
+    answers = {m: [answer_fields(None, None) | {"text": f"{m} {i}"} for i in range(3)] for m in ("untrained", "trained", "teacher")}
+
+    async def go():
+        client = open_client(ModelConfig(ref=f"openai:canned@{url}", max_retries=0))
+        try:
+            with Progress(disable=True) as progress:
+                await judge_all(client, items, answers, pairwise=pairwise, progress=progress)
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(go())
+        served = server.RequestHandlerClass.served
+    finally:
+        server.shutdown()
+    assert all(a["rubric"] == 7 for col in answers.values() for a in col)
+    # Pairwise costs two calls (both orders) per student answer: 3 questions x 2 students x 2.
+    assert served == 9 + (12 if pairwise else 0)
+    assert all(("pairwise" in a) == pairwise for m in ("untrained", "trained") for a in answers[m])

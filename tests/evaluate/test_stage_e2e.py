@@ -19,8 +19,8 @@ pytestmark = pytest.mark.slow
 PERSONA = "You are the assistant of Riverbend Bikes, a bicycle shop. Answer briefly."
 SOURCE = "The Riverbend store opens 9:00-18:00 Monday to Friday and 10:00-16:00 on Saturday. It is closed on Sunday."
 ROWS = [
-    ("q-hours", "factual", "When are you open on Saturday?", "On Saturday we are open from 10:00 to 16:00."),
-    ("q-car", "out-of-scope", "Can you change the oil in my car?", "Sorry, we only service bicycles; a garage can help with your car."),
+    ("q-hours", "factual", "When are you open on Saturday?", "On Saturday we are open from 10:00 to 16:00.", ["10:00", "16:00"]),
+    ("q-car", "out-of-scope", "Can you change the oil in my car?", "Sorry, we only service bicycles; a garage can help with your car.", []),
 ]
 
 
@@ -69,9 +69,9 @@ def evaluated(tmp_path_factory, teacher_model, student_model):
     (root / "docs" / "hours.md").write_text(f"# Hours\n\n{SOURCE}\n")  # the teacher's excerpts come from here
     project = Project.load(root)
     project.paths.data.mkdir(parents=True, exist_ok=True)
-    rows = [{"id": i, "type": t, "source": {"chunks": ["hours.md#0"], "files": ["hours.md"], "text": SOURCE},
+    rows = [{"id": i, "type": t, "source": {"chunks": ["hours.md#0"], "files": ["hours.md"], "text": SOURCE}, "key_facts": facts,
              "messages": [{"role": "system", "content": PERSONA}, {"role": "user", "content": q}, {"role": "assistant", "content": a}]}
-            for i, t, q, a in ROWS]  # fmt: skip
+            for i, t, q, a, facts in ROWS]  # fmt: skip
     project.paths.eval_jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
     run_dir = project.paths.model_run("run-test")
     run_dir.mkdir(parents=True)
@@ -87,17 +87,19 @@ def test_eval_answers_judges_and_reports(evaluated):
     results = [json.loads(line) for line in (result.report_dir / "results.jsonl").read_text().splitlines()]
     assert [r["id"] for r in results] == ["q-hours", "q-car"]
     for r in results:
-        assert r["messages"][-1]["role"] == "user" and r["reference"] == dict((i, a) for i, _, _, a in ROWS)[r["id"]]
+        assert r["messages"][-1]["role"] == "user" and r["reference"] == {i: a for i, _, _, a, _ in ROWS}[r["id"]]
+        assert r["expect"] == ("facts" if r["id"] == "q-hours" else "decline")
         for name in ("untrained", "trained", "teacher"):
             a = r["answers"][name]
             assert a["text"] and a["latency_s"] > 0 and a["completion_tokens"] > 0 and a["error"] is None
             # A missing score always comes with the judge's reason for it: nothing is dropped silently.
             assert (a["rubric"] is not None and 1 <= a["rubric"] <= 10) or a["judge_errors"]
             assert -1.0 <= a["similarity"] <= 1.0
+            assert a["fact_recall"] in ((0.0, 0.5, 1.0) if r["id"] == "q-hours" else (0.0, 1.0))
         for name in ("untrained", "trained"):
             a = r["answers"][name]
             assert a["mean_logprob"] is not None and a["min_logprob"] <= a["mean_logprob"] <= 0
-            assert len(a["pairwise_orders"]) == 2 and a["pairwise"] in ("win", "tie", "loss", None)
+            assert "pairwise" not in a  # pairwise judging is opt-in (eval.pairwise)
     # The adapter is really served: the trained student does not answer like the base.
     assert any(r["answers"]["trained"]["text"] != r["answers"]["untrained"]["text"] for r in results)
 
@@ -108,6 +110,8 @@ def test_eval_answers_judges_and_reports(evaluated):
         assert s["rubric"][name]["n"] == sum(x is not None for x in scores)
         assert s["rubric"][name]["judge_failures"] == sum(x is None for x in scores)
     assert "gap_recovered" in s and s["gap_recovered"]["n"] <= 2
+    assert s["fact_recall"]["teacher"]["n"] == 2 and s["pairwise"] == {}
+    assert s["judge_agreement"]["answers"] == sum(a["rubric"] is not None for r in results for a in r["answers"].values())
     assert json.loads((result.report_dir / "summary.json").read_text())["run"] == "run-test"
 
 

@@ -88,3 +88,58 @@ def test_estimate_fmt():
 def test_gap_recovered_says_when_the_teacher_is_below_the_untrained_student():
     g = gap_recovered([5, 6, 5], [6, 7, 7], [3, 4, 2], seed=0)
     assert g.value < 0 and "no gap to recover" in g.note
+
+
+def test_mean_difference_is_paired_per_question():
+    from protege.evaluate.stats import mean_difference
+
+    d = mean_difference([1, 2, 3, None], [2, 4, 3, 9], seed=0)
+    assert d.n == 3 and d.value == pytest.approx(1.0)  # (1 + 2 + 0) / 3; the unpaired question is left out
+    assert 0 <= d.low <= d.value <= d.high <= 2
+    # The same shift on every question: no doubt left, whatever the spread of the scores.
+    same = mean_difference([1, 9, 4, 7], [2, 10, 5, 8])
+    assert (same.value, same.low, same.high) == (1.0, 1.0, 1.0)
+    with pytest.raises(ValueError):
+        mean_difference([1, 2], [1])
+
+
+def test_gap_recovered_interval_is_narrow_when_every_question_recovers_half():
+    # The scores differ a lot between questions, but each question recovers exactly half its gap:
+    # the paired interval is that single value. An unpaired interval would span most of 0-1.
+    untrained, teacher = [1, 5, 2, 6, 3], [3, 9, 6, 8, 9]
+    trained = [u + (t - u) / 2 for u, t in zip(untrained, teacher)]
+    g = gap_recovered(untrained, trained, teacher, seed=0)
+    assert (g.value, g.low, g.high) == pytest.approx((0.5, 0.5, 0.5))
+    # Hand-computed: mean(trained - untrained) = 2 and mean(teacher - untrained) = 4 -> 50%.
+    h = gap_recovered([2, 4], [4, 4], [6, 8], seed=0)
+    assert h.value == pytest.approx((2 + 0) / 2 / ((4 + 4) / 2))
+
+
+def test_rank_agreement_on_hand_computed_cases():
+    from protege.evaluate.stats import NO_CORRELATION, rank_agreement
+
+    same = rank_agreement([1, 2, 3, 4], [10, 20, 30, 40], seed=0)
+    assert same["spearman"].value == pytest.approx(1.0) and same["kendall"].value == pytest.approx(1.0)
+    opposite = rank_agreement([1, 2, 3, 4], [0.9, 0.5, 0.2, 0.1], seed=0)
+    assert opposite["spearman"].value == pytest.approx(-1.0) and opposite["kendall"].value == pytest.approx(-1.0)
+    # Ties: ranks of y are (1.5, 1.5, 3): rho = 1.5 / sqrt(2 * 1.5); tau-b = 2 / sqrt(3 * 2).
+    ties = rank_agreement([1, 2, 3, None], [1, 1, 2, 5], seed=0)
+    assert ties["spearman"].n == 3
+    assert ties["spearman"].value == pytest.approx(1.5 / math.sqrt(3.0))
+    assert ties["kendall"].value == pytest.approx(2 / math.sqrt(6.0))
+    flat = rank_agreement([1, 2, 3], [7, 7, 7])
+    assert flat["spearman"].value is None and flat["spearman"].note == NO_CORRELATION
+
+
+def test_rank_agreement_resamples_whole_groups():
+    from protege.evaluate.stats import rank_agreement
+
+    x = [1, 2, 3, 4, 5, 6, 7, 8]
+    y = [1, 3, 2, 4, 6, 5, 8, 7]
+    free = rank_agreement(x, y, seed=0)
+    assert free["kendall"].low < free["kendall"].value < free["kendall"].high
+    one_group = rank_agreement(x, y, ["q"] * 8, seed=0)
+    assert one_group["kendall"].value == free["kendall"].value and one_group["kendall"].low is None
+    # Pairs of answers to the same question move together: fewer independent draws, wider interval.
+    paired = rank_agreement(x, y, ["a", "a", "b", "b", "c", "c", "d", "d"], seed=0)
+    assert paired["spearman"].n == 8 and paired["spearman"].high - paired["spearman"].low > 0

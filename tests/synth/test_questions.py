@@ -43,3 +43,14 @@ def test_clean_question_strips_what_teachers_add() -> None:
     assert clean_question("**Q:** What does a tune-up cost?\nIt costs $79.") == "What does a tune-up cost?"
     assert clean_question("```\nCan I return a used helmet?\n```") == "Can I return a used helmet?"
     assert clean_question("") is None and clean_question("Hi?") is None
+
+
+def test_parse_question_reads_the_question_and_its_key_facts() -> None:
+    from protege.synth.questions import WrittenQuestion, parse_question
+
+    reply = 'Here it is:\n```json\n{"question": "Q: How much is a tune-up?", "key_facts": ["$79", 7, "", "2 days"]}\n```'
+    assert parse_question(reply) == WrittenQuestion("How much is a tune-up?", ("$79", "2 days"))
+    listed = '{"questions": [{"question": "When do you open on Sunday?", "key_facts": ["11:00"]}, {"question": "x"}]}'
+    assert parse_question(listed) == WrittenQuestion("When do you open on Sunday?", ("11:00",))
+    assert parse_question("Do you rent e-bikes?") == WrittenQuestion("Do you rent e-bikes?", ())  # no JSON mode: no facts
+    assert parse_question('{"question": "Hi?"}') is None and parse_question('{"key_facts": []}') is None

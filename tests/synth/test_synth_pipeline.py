@@ -67,6 +67,9 @@ def test_raft_moa_logprobs_run_writes_the_documented_format(project_dir: Path, e
         else:
             assert lp and set(lp[0]) == {"token", "logprob", "bytes", "top"} and len(lp[0]["top"]) == 2
         assert r["scores"] == {"groundedness": 8, "helpfulness": 7, "judge": f"openai:canned@{url}"}
+        # The canned teacher lists the start of the source's last line and an invented "open 24/7" as key facts.
+        declines = r["type"] in ("out-of-scope", "unsafe") or not oracle
+        assert (r["key_facts"] == []) if declines else ("open 24/7" not in r["key_facts"])
         assert r["guard"]["safe"] is True
         assert r["meta"]["format"] == "raft" and r["meta"]["code_version"] and len(r["meta"]["config_hash"]) == 12
         assert "@mail.example" not in json.dumps(r["messages"])  # customers' PII redacted by the guard
@@ -76,13 +79,14 @@ def test_raft_moa_logprobs_run_writes_the_documented_format(project_dir: Path, e
     # The shop's own published address is a fact the agent must be able to give: never redacted.
     assert any("dee@riverbend-bikes.com" in json.dumps(r["messages"]) for r in rows)
     assert any(r["teacher"]["logprobs"] for r in rows)
+    assert any(r["key_facts"] for r in rows)
 
     card = result.card.read_text()
     for needle in ("| files read | 4 |", "| files skipped | 1 |", "`broken.txt`: not UTF-8 text", "| chunks | 4 |",
                    "| questions planned | 12 |", "| kept after judge |", "## Type mix", "| multi-hop |",
                    "| teacher | `openai:canned@", "| proposer 1 |", "prompt tokens", "Logprobs: top-2 stored",
                    "**WARNING** teacher", "licence unknown", rows[0]["meta"]["config_hash"], "random examples",
-                   "PII redactions in kept pairs"):  # fmt: skip
+                   "PII redactions in kept pairs", "## Groundedness and key facts", "| after groundedness check |"):  # fmt: skip
         assert needle in card, needle
     assert re.search(r"in \d+\.\d s\.", card)
     assert card.count("> **Q:**") == min(10, len(rows))
@@ -145,3 +149,28 @@ def test_bare_refusals_are_dropped(project_dir: Path, qtype: str) -> None:
     answered = int(re.search(r"\| answered \| (\d+) \|", card).group(1))
     unique = int(re.search(r"\| after near-duplicate removal \| (\d+) \|", card).group(1))
     assert answered == unique - len(refused)
+
+
+def test_invented_facts_are_dropped_by_the_groundedness_check_even_when_the_judge_keeps_them(project_dir: Path) -> None:
+    server, url = canned_endpoint.start(inventing=True)
+    try:
+        project = configure(project_dir, url, questions_per_chunk=6, type_mix={"factual": 1})
+        result = run(project)
+    finally:
+        server.shutdown()
+    kept = read_jsonl(result.train) + read_jsonl(result.eval)
+    ungrounded = [d for d in read_jsonl(result.dropped) if d["reason"] == "groundedness: numbers not in the source"]
+    assert ungrounded and kept  # the canned teacher invents a price in about a third of its answers
+    assert all(canned_endpoint.INVENTED in d["answer"] and d["detail"] == "999" for d in ungrounded)
+    assert all(d["scores"] == {"groundedness": 8, "helpfulness": 7} for d in ungrounded)  # the judge passed them
+    assert all(d["grounding"]["unsupported_numbers"] == ["999"] for d in ungrounded)
+    assert not [r for r in kept if canned_endpoint.INVENTED in r["messages"][-1]["content"]]
+    card = " ".join(result.card.read_text().split())
+    n = len(ungrounded)
+    assert f"It dropped **{n}** pair(s); the judge alone would have kept **{n}** of them." in card
+    assert f"- groundedness: numbers not in the source: {n}" in card
+    # Key facts: the start of the source's last line, as the teacher listed it and its answer states it (not the
+    # invented "open 24/7"; none from contact.md, whose line starts with an e-mail address, no short fact).
+    with_facts = [r for r in kept if r["key_facts"]]
+    assert len(with_facts) >= len(kept) / 2 and {r["source"]["chunks"][0] for r in kept if not r["key_facts"]} <= {"contact.md#0"}
+    assert all(f in r["messages"][-1]["content"] and f != "open 24/7" for r in with_facts for f in r["key_facts"])

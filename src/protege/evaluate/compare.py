@@ -15,7 +15,7 @@ from typing import Any
 from protege.errors import ProtegeError
 from protege.evaluate.metrics import read_results
 from protege.evaluate.report import Heading, Para, Table, est, main_student, render_html, render_md
-from protege.evaluate.stats import bootstrap_ci
+from protege.evaluate.stats import mean_difference
 from protege.project import Project
 
 
@@ -45,15 +45,14 @@ def _load(project: Project, run: str) -> tuple[dict[str, Any], list[dict[str, An
     return summary, read_results(results) if results.is_file() else None
 
 
-def paired_difference(a: list[dict[str, Any]], model_a: str, b: list[dict[str, Any]], model_b: str,
+def paired_difference(a: list[dict[str, Any]], model_a: str, b: list[dict[str, Any]], model_b: str, metric: str = "rubric",
                       n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:  # fmt: skip
-    """Mean of (B's rubric - A's rubric) over the questions both scored, with a bootstrap interval."""
-    scores_a = {r["id"]: r["answers"][model_a].get("rubric") for r in a}
-    diffs = [r["answers"][model_b].get("rubric") - scores_a[r["id"]]
-             for r in b if r["id"] in scores_a and scores_a[r["id"]] is not None and r["answers"][model_b].get("rubric") is not None]  # fmt: skip
-    return bootstrap_ci(diffs, n_resamples=n_resamples, seed=seed).to_dict() | {
-        "common_questions": len(set(scores_a) & {r["id"] for r in b})
-    }
+    """Mean of (B's score - A's score) over the questions both scored, with a paired bootstrap interval."""
+    scores_a = {r["id"]: r["answers"][model_a].get(metric) for r in a}
+    common = [r for r in b if r["id"] in scores_a]
+    diff = mean_difference([scores_a[r["id"]] for r in common], [r["answers"][model_b].get(metric) for r in common],
+                           n_resamples=n_resamples, seed=seed)  # fmt: skip
+    return diff.to_dict() | {"common_questions": len(common)}
 
 
 def compare(project: Project, run_a: str, run_b: str) -> Comparison:
@@ -72,8 +71,11 @@ def compare(project: Project, run_a: str, run_b: str) -> Comparison:
         ["mean rubric: untrained"] + both(lambda s, m: est(s["rubric"]["untrained"])),
         ["mean rubric: teacher"] + both(lambda s, m: est(s["rubric"]["teacher"])),
         ["judge failures: student"] + both(lambda s, m: str(s["rubric"][m]["judge_failures"])),
-        ["win vs teacher"] + both(lambda s, m: est(s["pairwise"][m]["win"], 0, 100, "%")),
-        ["loss vs teacher"] + both(lambda s, m: est(s["pairwise"][m]["loss"], 0, 100, "%")),
+        ["gap recovered, fact recall"] + both(lambda s, m: est(s.get("gap_recovered_fact_recall"), 0, 100, "%")),
+        ["fact recall: student"] + both(lambda s, m: est(s.get("fact_recall", {}).get(m), 0, 100, "%")),
+        ["fact recall: teacher"] + both(lambda s, m: est(s.get("fact_recall", {}).get("teacher"), 0, 100, "%")),
+        ["win vs teacher"] + both(lambda s, m: est(s["pairwise"].get(m, {}).get("win"), 0, 100, "%")),
+        ["loss vs teacher"] + both(lambda s, m: est(s["pairwise"].get(m, {}).get("loss"), 0, 100, "%")),
         ["similarity to reference"] + both(lambda s, m: est(s["similarity"][m], 3)),
         ["latency p50"] + both(lambda s, m: est(s["latency_s"][m]["p50"], 2, unit=" s")),
         ["tokens/s"] + both(lambda s, m: est(s["tokens_per_s"][m], 1)),
@@ -83,8 +85,9 @@ def compare(project: Project, run_a: str, run_b: str) -> Comparison:
     header = ["figure", run_a, run_b]
     if ra is not None and rb is not None:
         diff = paired_difference(ra, ma, rb, mb)
+        facts = paired_difference(ra, ma, rb, mb, "fact_recall")
         diff_text = (f"{run_b} - {run_a}, student's mean rubric on the {diff['n']} questions both scored "
-                     f"({diff['common_questions']} in common): {est(diff)}")  # fmt: skip
+                     f"({diff['common_questions']} in common): {est(diff)}; fact recall: {est(facts, 1, 100, ' pts')}")  # fmt: skip
     else:
         diff = {"value": None, "note": "results.jsonl missing for one run"}
         diff_text = "No paired difference: results.jsonl is missing for one of the runs."

@@ -1,15 +1,15 @@
-"""The LLM judge: a 1-10 rubric score and a position-swapped pairwise verdict.
+"""The LLM judge: a 1-10 rubric score, and (eval.pairwise) a position-swapped pairwise verdict.
 
-Replies are parsed robustly (prose around the JSON, code fences, single quotes, trailing
-commas, a verdict outside JSON). A reply that still cannot be read is retried once as a
-follow-up turn that quotes the problem (a different request, so the cache does not just return
-the same bad reply). A judgment that fails twice is returned as None with its error, so the
+The judge is asked in JSON mode, which a local server enforces, so a small local judge answers
+in the format. For endpoints without it, replies are parsed robustly (prose around the JSON, code
+fences, single quotes, trailing commas, a verdict outside JSON), and one that still cannot be
+read is retried once as a follow-up turn that quotes the problem (a different request, so the
+cache does not just return the same bad reply). A judgment that fails twice is returned as None with its error, so the
 report can count it: nothing is dropped silently.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,58 +18,17 @@ from typing import Any, Literal, TypeVar
 from protege.errors import ProtegeError
 from protege.evaluate import prompts
 from protege.models.client import ChatClient
+from protege.replies import ReplyParseError, parse_json_object
 
 Verdict = Literal["win", "tie", "loss"]
 T = TypeVar("T")
-
-
-class JudgeParseError(ValueError):
-    """The judge's reply holds no readable verdict."""
-
-
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
-
-
-def _objects(text: str) -> list[str]:
-    """Balanced {...} spans in order of appearance (strings with braces handled)."""
-    spans, depth, start, in_str, esc = [], 0, -1, False, False
-    for i, ch in enumerate(text):
-        if in_str:
-            esc = not esc and ch == "\\"
-            if ch == '"' and not esc:
-                in_str = False
-            continue
-        if ch == '"' and depth > 0:
-            in_str = True
-        elif ch == "{":
-            depth, start = depth + 1, i if depth == 0 else start
-        elif ch == "}" and depth > 0:
-            depth -= 1
-            if depth == 0:
-                spans.append(text[start : i + 1])
-    return spans
-
-
-def parse_json_object(text: str) -> dict[str, Any]:
-    """The first JSON object in a reply, tolerating fences, prose, single quotes, trailing commas."""
-    fenced = _FENCE.findall(text)
-    candidates = [c for block in fenced for c in _objects(block)] + _objects(text)
-    for cand in candidates:
-        for attempt in (cand, re.sub(r",\s*([}\]])", r"\1", cand).replace("'", '"')):
-            try:
-                value = json.loads(attempt)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(value, dict):
-                return value
-    raise JudgeParseError("no JSON object in the reply" if not candidates else "malformed JSON")
 
 
 def parse_score(text: str) -> int:
     """A 1-10 rubric score from a judge reply."""
     try:
         raw = parse_json_object(text).get("score")
-    except JudgeParseError as exc:
+    except ReplyParseError as exc:
         # A reply cut off by max_tokens, or prose like `"score": 7` without a closing brace.
         m = re.search(r"""["']?score["']?\s*[:=]\s*["']?(\d+(?:\.\d+)?)""", text, re.I)
         if not m:
@@ -79,9 +38,9 @@ def parse_score(text: str) -> int:
         m = re.match(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*10)?\s*$", raw)
         raw = float(m.group(1)) if m else None
     if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise JudgeParseError("no numeric 'score'")
+        raise ReplyParseError("no numeric 'score'")
     if not 1 <= raw <= 10:
-        raise JudgeParseError(f"score {raw} outside 1-10")
+        raise ReplyParseError(f"score {raw} outside 1-10")
     return int(round(raw))
 
 
@@ -89,19 +48,19 @@ def parse_winner(text: str) -> Literal["A", "B", "tie"]:
     """'A', 'B' or 'tie' from a pairwise reply."""
     try:
         raw = parse_json_object(text).get("winner")
-    except JudgeParseError as exc:
+    except ReplyParseError as exc:
         m = re.search(r"""["']?winner["']?\s*[:=]\s*["']?(answer\s*)?([AB]|tie)\b""", text, re.I)
         if not m:
             raise exc
         raw = m.group(2)
     if not isinstance(raw, str):
-        raise JudgeParseError("no 'winner'")
+        raise ReplyParseError("no 'winner'")
     word = re.sub(r"^(answer|assistant)\s*", "", raw.strip(), flags=re.I).strip().strip(".")
     if word.upper() in ("A", "B"):
         return word.upper()  # type: ignore[return-value]
     if word.lower() in ("tie", "draw", "equal", "both"):
         return "tie"
-    raise JudgeParseError(f"winner {raw!r} is not A, B or tie")
+    raise ReplyParseError(f"winner {raw!r} is not A, B or tie")
 
 
 @dataclass
@@ -117,14 +76,14 @@ async def ask(client: ChatClient, messages: list[dict[str, str]], parse: Callabl
     result = Judgment()
     for attempt in range(2):
         try:
-            reply = await client.complete(messages, max_tokens=prompts.JUDGE_MAX_TOKENS, temperature=0.0)
+            reply = await client.complete(messages, max_tokens=prompts.JUDGE_MAX_TOKENS, temperature=0.0, json_mode=True)
         except ProtegeError as exc:
             result.errors.append(f"judge call failed: {exc}")
             return result
         try:
             result.value = parse(reply.text)
             return result
-        except JudgeParseError as exc:
+        except ReplyParseError as exc:
             result.errors.append(f"attempt {attempt + 1}: {exc}: {reply.text[:160]!r}")
             messages = messages + [
                 {"role": "assistant", "content": reply.text},

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from protege.evaluate.stats import bootstrap_ci, gap_recovered, percentile, wilson_ci
+from protege.evaluate.stats import bootstrap_ci, gap_recovered, mean_difference, percentile, rank_agreement, wilson_ci
 
 VERDICTS = ("win", "tie", "loss")
 
@@ -64,6 +64,37 @@ def answer_cost(answer: dict[str, Any], price: dict[str, Any], usd_per_hour: flo
     return 0.0
 
 
+NO_TRAINED_GAP = {"value": None, "low": None, "high": None, "n": 0, "undefined_resamples": 0,
+                  "note": "no trained run: gap recovered needs a trained student"}  # fmt: skip
+
+
+def paired_figures(results: list[dict[str, Any]], trained: bool, boot: dict[str, int]) -> dict[str, Any]:
+    """Gap recovered and the mean trained - untrained difference, per question, for both metrics."""
+    if not trained:
+        return {"gap_recovered": NO_TRAINED_GAP, "gap_recovered_fact_recall": NO_TRAINED_GAP, "trained_minus_untrained": {}}
+    out: dict[str, Any] = {"trained_minus_untrained": {}}
+    for metric, key in (("rubric", "gap_recovered"), ("fact_recall", "gap_recovered_fact_recall")):
+        u, tr, t = (column(results, m, metric) for m in ("untrained", "trained", "teacher"))
+        out[key] = gap_recovered(u, tr, t, **boot).to_dict()
+        out["trained_minus_untrained"][metric] = mean_difference(u, tr, **boot).to_dict()
+    return out
+
+
+def judge_agreement(results: list[dict[str, Any]], models: list[str], boot: dict[str, int]) -> dict[str, Any]:
+    """How far the judge's rubric ranks answers as fact recall does: Spearman and Kendall over
+    every answer with both scores (all models pooled), resampling whole questions."""
+    rubric, recall, groups = [], [], []
+    for r in results:
+        for m in models:
+            a = r["answers"].get(m, {})
+            if a.get("rubric") is not None and a.get("fact_recall") is not None:
+                rubric.append(a["rubric"])
+                recall.append(a["fact_recall"])
+                groups.append(r["id"])
+    agreement = rank_agreement(rubric, recall, groups, **boot)
+    return {name: e.to_dict() for name, e in agreement.items()} | {"answers": len(rubric), "questions": len(set(groups))}
+
+
 def summarize(results: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, Any]:
     """The headline figures of an eval run; `info` says which models, prices and settings."""
     cfg = info["eval_config"]
@@ -76,6 +107,7 @@ def summarize(results: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, 
         "n_questions": len(results),
         "note": None if trained else "no trained run yet: this report compares the untrained student with the teacher",
         "rubric": {},
+        "fact_recall": {},
         "similarity": {},
         "latency_s": {},
         "tokens_per_s": {},
@@ -91,6 +123,7 @@ def summarize(results: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, 
         s["rubric"][m] = bootstrap_ci(scores, **boot).to_dict() | {
             "judge_failures": sum(1 for t, sc in zip(texts, scores) if t is not None and sc is None)
         }
+        s["fact_recall"][m] = bootstrap_ci(column(results, m, "fact_recall"), **boot).to_dict()
         s["similarity"][m] = bootstrap_ci(column(results, m, "similarity"), **boot).to_dict()
         lat = column(results, m, "latency_s")
         s["latency_s"][m] = {f"p{q}": bootstrap_ci(lat, percentile(q), **boot).to_dict() for q in (50, 95)}
@@ -101,15 +134,10 @@ def summarize(results: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, 
         s["cost_per_1k_queries_usd"][m] = bootstrap_ci([c * 1000 if c is not None else None for c in costs], **boot).to_dict() | {
             "basis": cost_basis(price, cfg["local_usd_per_hour"])
         }
-        if m != "teacher":
+        if m != "teacher" and any("pairwise_orders" in r["answers"].get(m, {}) for r in results):
             s["pairwise"][m] = pairwise_counts(results, m)
-    if trained:
-        gap = gap_recovered(column(results, "untrained", "rubric"), column(results, "trained", "rubric"),
-                            column(results, "teacher", "rubric"), **boot)  # fmt: skip
-        s["gap_recovered"] = gap.to_dict()
-    else:
-        s["gap_recovered"] = {"value": None, "low": None, "high": None, "n": 0, "undefined_resamples": 0,
-                              "note": "no trained run: gap recovered needs a trained student"}  # fmt: skip
+    s |= paired_figures(results, trained, boot)
+    s["judge_agreement"] = judge_agreement(results, models, boot)
     s["eval_config"] = cfg
     s["meta"] = info["meta"]
     return s

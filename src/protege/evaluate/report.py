@@ -100,7 +100,45 @@ def _plots(report_dir: Path, results: list[dict[str, Any]], summary: dict[str, A
     ax.legend(fontsize=8)
     images.append(_save(fig, report_dir / "scores.png", "Rubric scores per model (counts of questions per score)."))
 
-    students = [m for m in models if m != "teacher"]
+    images.append(_fact_recall_plot(report_dir, summary, models))
+    if summary["pairwise"]:
+        images.append(_pairwise_plot(report_dir, summary, [m for m in models if m in summary["pairwise"]]))
+
+    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=110)
+    data = [[r["answers"][m]["latency_s"] for r in results if r["answers"][m].get("latency_s") is not None] for m in models]
+    keep = [(m, d) for m, d in zip(models, data) if d]
+    if keep:
+        box = ax.boxplot([d for _, d in keep], orientation="horizontal", patch_artist=True, tick_labels=[f"{m} (n={len(d)})" for m, d in keep])
+        for patch, (m, _) in zip(box["boxes"], keep):
+            patch.set_facecolor(COLORS[m])
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per answer, log scale (wall clock, one request at a time)")
+    ax.set_title("Latency per answer")
+    images.append(_save(fig, report_dir / "latency.png", "Latency per answer (box: quartiles; whiskers: 1.5 IQR)."))
+    return images
+
+
+def _fact_recall_plot(report_dir: Path, summary: dict[str, Any], models: list[str]) -> Image:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 2.8), dpi=110)
+    for y, m in enumerate(models):
+        e = summary["fact_recall"][m]
+        if e["value"] is None:
+            continue
+        xerr = [[100 * (e["value"] - e["low"])], [100 * (e["high"] - e["value"])]] if e["low"] is not None else None
+        ax.barh(y, 100 * e["value"], xerr=xerr, color=COLORS[m], capsize=4)
+        ax.text(2, y, f"{100 * e['value']:.0f}%", va="center", fontsize=8, color="white")
+    ax.set_yticks(range(len(models)), [f"{m} (n={summary['fact_recall'][m]['n']})" for m in models])
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("fact recall: key facts stated (%), 95% interval")
+    ax.set_title("Fact recall per model")
+    return _save(fig, report_dir / "fact_recall.png", "Mean fact recall per model with its 95% bootstrap interval.")
+
+
+def _pairwise_plot(report_dir: Path, summary: dict[str, Any], students: list[str]) -> Image:
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7, 1.6 + 0.7 * len(students)), dpi=110)
     labelled: set[str] = set()
     for y, m in enumerate(students):
@@ -119,20 +157,7 @@ def _plots(report_dir: Path, results: list[dict[str, Any]], summary: dict[str, A
     handles, labels = ax.get_legend_handles_labels()
     if handles:
         ax.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncols=5, frameon=False)
-    images.append(_save(fig, report_dir / "pairwise.png", "Win/tie/loss of each student against the teacher; inconsistent = the two orders contradicted each other; failed = the judge gave no verdict."))
-
-    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=110)
-    data = [[r["answers"][m]["latency_s"] for r in results if r["answers"][m].get("latency_s") is not None] for m in models]
-    keep = [(m, d) for m, d in zip(models, data) if d]
-    if keep:
-        box = ax.boxplot([d for _, d in keep], orientation="horizontal", patch_artist=True, tick_labels=[f"{m} (n={len(d)})" for m, d in keep])
-        for patch, (m, _) in zip(box["boxes"], keep):
-            patch.set_facecolor(COLORS[m])
-    ax.set_xscale("log")
-    ax.set_xlabel("seconds per answer, log scale (wall clock, one request at a time)")
-    ax.set_title("Latency per answer")
-    images.append(_save(fig, report_dir / "latency.png", "Latency per answer (box: quartiles; whiskers: 1.5 IQR)."))
-    return images
+    return _save(fig, report_dir / "pairwise.png", "Win/tie/loss of each student against the teacher; inconsistent = the two orders contradicted each other; failed = the judge gave no verdict.")
 
 
 def _save(fig, path: Path, caption: str) -> Image:  # noqa: ANN001
@@ -158,38 +183,79 @@ def build_blocks(results: list[dict[str, Any]], summary: dict[str, Any], images:
                        f"Intervals are 95% (bootstrap, {summary['eval_config']['bootstrap']} resamples; Wilson for shares)."))  # fmt: skip
     if summary["note"]:
         blocks.append(Para(f"**Note:** {summary['note']}."))
-    gap = summary["gap_recovered"]
     if summary["trained"]:
-        blocks.append(Para(f"**Gap recovered** (trained - untrained) / (teacher - untrained), mean rubric: "
-                           f"**{est(gap, 2)}**, n = questions scored for all three models."))  # fmt: skip
+        blocks += _headline(summary)
     gate = summary.get("gate")
     if gate:
         verdict = "passed" if gate["passed"] else f"FAILED: {gate['reason']}"
         blocks.append(Para(f"**Regression gate** (--fail-under {gate['fail_under']:g}): {verdict}."))
 
     blocks.append(Heading("Quality"))
-    header = ["model", "mean rubric (1-10)", "judge failures", "similarity to reference", "win vs teacher", "tie", "loss", "inconsistent / failed", "orders disagree"]
+    header = ["model", "mean rubric (1-10)", "fact recall", "judge failures", "similarity to reference"]
+    pairwise = bool(summary["pairwise"])
+    if pairwise:
+        header += ["win vs teacher", "tie", "loss", "inconsistent / failed", "orders disagree"]
     rows = []
     for m in models:
         r = summary["rubric"][m]
-        row = [m, est(r), f"{r['judge_failures']} of {n - summary['answer_errors'][m]}", est(summary["similarity"][m], 3)]
-        if m in summary["pairwise"]:
+        row = [m, est(r), est(summary["fact_recall"][m], 0, 100, "%"), f"{r['judge_failures']} of {n - summary['answer_errors'][m]}",
+               est(summary["similarity"][m], 3)]  # fmt: skip
+        if pairwise and m in summary["pairwise"]:
             p = summary["pairwise"][m]
             row += [est(p[v], 0, 100, "%") for v in ("win", "tie", "loss")]
             row += [f"{p['inconsistent']} / {p['failed']} of {p['n']}", est(p["order_disagreement"], 0, 100, "%")]
-        else:
+        elif pairwise:
             row += ["-"] * 5
         rows.append(row)
     blocks.append(Table(header, rows))
     errors = {m: c for m, c in summary["answer_errors"].items() if c}
     if errors:
         blocks.append(Para("Questions a model failed to answer (counted as no score): " + ", ".join(f"{m}: {c}" for m, c in errors.items()) + "."))
-    blocks.append(Para("Similarity is the cosine similarity of MiniLM embeddings between an answer and the reference answer "
-                       "(the teacher's answer recorded in eval.jsonl). Pairwise verdicts are asked twice with the order swapped; "
-                       "a tie in one order and a win or loss in the other counts as a tie, a win in one and a loss in the other "
-                       "as inconsistent (not a verdict)."))  # fmt: skip
+    note = ("Similarity is the cosine similarity of MiniLM embeddings between an answer and the reference answer "
+            "(the teacher's answer recorded in eval.jsonl).")
+    if pairwise:
+        note += (" Pairwise verdicts are asked twice with the order swapped; a tie in one order and a win or loss in the "
+                 "other counts as a tie, a win in one and a loss in the other as inconsistent (not a verdict).")
+    blocks.append(Para(note))  # fmt: skip
 
-    blocks.append(Heading("Speed and cost"))
+    blocks += _fact_blocks(results, summary, models)
+
+    blocks += _speed_blocks(summary, models)
+
+    blocks.append(Heading("Plots"))
+    blocks += images
+
+    student = main_student(summary)
+    ranked = sorted((r for r in results if r["answers"][student].get("rubric") is not None),
+                    key=lambda r: (r["answers"][student]["rubric"], r["answers"][student].get("similarity") or 0))  # fmt: skip
+    for title, chosen in (("Worst", ranked[:10]), ("Best", ranked[::-1][:10])):
+        blocks.append(Heading(f"{title} {len(chosen)} {student} answers (of {len(ranked)} scored)"))
+        for r in chosen:
+            a, t = r["answers"][student], r["answers"]["teacher"]
+            blocks.append(SideBySide(
+                f"{r['id']} ({r['type']}): {r['question']}" + (f" [key facts: {'; '.join(r['key_facts'])}]" if r.get("key_facts") else ""),
+                f"{student}: rubric {a['rubric']}, {_recall(a)}" + (f", pairwise {_verdict(a)}" if pairwise else ""), a["text"] or "",
+                f"teacher: rubric {t.get('rubric') if t.get('rubric') is not None else 'n/a'}, {_recall(t)}", t["text"] or "",
+            ))  # fmt: skip
+
+    failures = [(r["id"], m, e) for r in results for m in models for e in r["answers"][m].get("judge_errors", [])]
+    blocks.append(Heading("Judge problems"))
+    if failures:
+        blocks.append(Para(f"{len(failures)} judge problem(s) (a problem followed by a successful retry is listed too; "
+                           "only a judgment that failed twice is missing from the figures, and is counted above)."))  # fmt: skip
+        blocks.append(Table(["question", "model", "problem"], [[q, m, e[:300]] for q, m, e in failures[:50]]))
+        if len(failures) > 50:
+            blocks.append(Para(f"... and {len(failures) - 50} more in results.jsonl."))
+    else:
+        blocks.append(Para("None: every judgment was read on the first attempt."))
+    blocks.append(Para(f"Per-question data: results.jsonl (recompute any figure from it). Config hash {meta['config_hash']}, "
+                       f"protege {meta['code_version']}, {meta['created']}, {meta['wall_s']} s."))  # fmt: skip
+    return blocks
+
+
+def _speed_blocks(summary: dict[str, Any], models: list[str]) -> list[Block]:
+    n, meta = summary["n_questions"], summary["meta"]
+    blocks: list[Block] = [Heading("Speed and cost")]
     rows = []
     for m in models:
         lat = summary["latency_s"][m]
@@ -207,36 +273,55 @@ def build_blocks(results: list[dict[str, Any]], summary: dict[str, Any], images:
     blocks.append(Para(f"Latency is the wall time of one request, with no other eval request in flight; tokens/s is completion tokens over that "
                        f"time (prompt processing included). Local compute is priced at ${summary['eval_config']['local_usd_per_hour']:g}/hour "
                        f"(eval.local_usd_per_hour), assuming the machine serves one request at a time.{quiet}"))  # fmt: skip
-
-    blocks.append(Heading("Plots"))
-    blocks += images
-
-    student = main_student(summary)
-    ranked = sorted((r for r in results if r["answers"][student].get("rubric") is not None),
-                    key=lambda r: (r["answers"][student]["rubric"], r["answers"][student].get("similarity") or 0))  # fmt: skip
-    for title, chosen in (("Worst", ranked[:10]), ("Best", ranked[::-1][:10])):
-        blocks.append(Heading(f"{title} {len(chosen)} {student} answers (of {len(ranked)} scored)"))
-        for r in chosen:
-            a, t = r["answers"][student], r["answers"]["teacher"]
-            blocks.append(SideBySide(
-                f"{r['id']} ({r['type']}): {r['question']}",
-                f"{student}: rubric {a['rubric']}, pairwise {_verdict(a)}", a["text"] or "",
-                f"teacher: rubric {t.get('rubric') if t.get('rubric') is not None else 'n/a'}", t["text"] or "",
-            ))  # fmt: skip
-
-    failures = [(r["id"], m, e) for r in results for m in models for e in r["answers"][m].get("judge_errors", [])]
-    blocks.append(Heading("Judge problems"))
-    if failures:
-        blocks.append(Para(f"{len(failures)} judge problem(s) (a problem followed by a successful retry is listed too; "
-                           "only a judgment that failed twice is missing from the figures, and is counted above)."))  # fmt: skip
-        blocks.append(Table(["question", "model", "problem"], [[q, m, e[:300]] for q, m, e in failures[:50]]))
-        if len(failures) > 50:
-            blocks.append(Para(f"... and {len(failures) - 50} more in results.jsonl."))
-    else:
-        blocks.append(Para("None: every judgment was read on the first attempt."))
-    blocks.append(Para(f"Per-question data: results.jsonl (recompute any figure from it). Config hash {meta['config_hash']}, "
-                       f"protege {meta['code_version']}, {meta['created']}, {meta['wall_s']} s."))  # fmt: skip
     return blocks
+
+
+def _headline(summary: dict[str, Any]) -> list[Block]:
+    """Gap recovered and the paired trained - untrained difference, for both metrics."""
+    diff = summary["trained_minus_untrained"]
+    gap, gap_facts = summary["gap_recovered"], summary["gap_recovered_fact_recall"]
+    return [
+        Para("**Gap recovered**, mean(trained - untrained) / mean(teacher - untrained) over the same questions, "
+             "with a paired bootstrap interval (questions resampled with all their answers):"),
+        Table(["metric", "gap recovered", "trained - untrained (paired mean difference)"], [
+            ["rubric (judge, 1-10)", est(gap, 0, 100, "%"), est(diff["rubric"], 2)],
+            ["fact recall (key facts stated)", est(gap_facts, 0, 100, "%"), est(diff["fact_recall"], 1, 100, " pts")],
+        ]),
+    ]  # fmt: skip
+
+
+def _fact_blocks(results: list[dict[str, Any]], summary: dict[str, Any], models: list[str]) -> list[Block]:
+    """Fact recall per question type, and how far the judge agrees with it."""
+    blocks: list[Block] = [Heading("Fact recall")]
+    types = sorted({r["type"] for r in results if r.get("expect")})
+    if not types:
+        return blocks + [Para("No held-out question has key facts (eval.jsonl was written without them): no fact recall.")]
+    rows = []
+    for t in types:
+        picked = [r for r in results if r["type"] == t and r.get("expect")]
+        row = [t, str(len(picked))]
+        for m in models:
+            vals = [r["answers"][m]["fact_recall"] for r in picked if r["answers"][m].get("fact_recall") is not None]
+            row.append(f"{100 * sum(vals) / len(vals):.0f}%" if vals else "n/a")
+        rows.append(row)
+    blocks.append(Table(["question type", "questions", *models], rows))
+    ag = summary["judge_agreement"]
+    blocks.append(Para(
+        "Fact recall is the share of a question's key facts (written into eval.jsonl by synth and checked against the "
+        "source) that the answer states, after normalizing case, number formats ($1,200 = 1200) and times (9am = 9:00). "
+        "Where the right answer declines (out-of-scope and unsafe questions; RAFT excerpts without the answer) it is "
+        "1 if the answer declines or hands off, else 0. "
+        f"**Judge agreement** with fact recall over {ag['answers']} answers to {ag['questions']} questions: "
+        f"Spearman {est(ag['spearman'], 2)}, Kendall tau-b {est(ag['kendall'], 2)} (intervals resample questions)."
+    ))  # fmt: skip
+    return blocks
+
+
+def _recall(answer: dict[str, Any]) -> str:
+    if answer.get("fact_recall") is None:
+        return "fact recall n/a"
+    missing = answer.get("facts_missing") or []
+    return f"fact recall {100 * answer['fact_recall']:.0f}%" + (f" (missing: {'; '.join(missing)})" if missing else "")
 
 
 def _verdict(answer: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from protege import __version__
 from protege.config import ModelConfig, section_hash
 from protege.errors import ProtegeError
 from protege.evaluate import judge
+from protege.evaluate.facts import expectation, fact_recall
 from protege.models.client import ChatClient, Completion
 from protege.models.endpoint import open_client
 from protege.project import Project
@@ -83,6 +84,7 @@ def load_eval_rows(path: Path, max_questions: int | None = None, seed: int = 0) 
             "messages": prompt,
             "source": row.get("source") or {},
             "context": row.get("context"),
+            "key_facts": [f for f in row.get("key_facts") or [] if isinstance(f, str) and f.strip()],
         })  # fmt: skip
     if not items:
         raise ProtegeError(f"{path}: no questions in the file", hint="run `protege synth DIR` to make some")
@@ -197,41 +199,49 @@ async def _collect(project: Project, items: list[dict[str, Any]], trained: Train
             asked = teacher_prompts(project, items) if name == "teacher" else items
             answers[name] = await _answer_all(clients[name], asked, cfg.eval.max_tokens, logprobs[name], lambda t=task: progress.advance(t))
 
-        judge_client = open_client(cfg.judge_model, cache_path=cache)
-        clients["judge"] = judge_client
-        students = [m for m in models if m != "teacher"]
-        n_jobs = len(items) * (len(models) + len(students))
-        task = progress.add_task("judging", total=n_jobs)
-
-        async def grade(i: int, name: str) -> None:
-            ans = answers[name][i]
-            if ans["text"] is None:
-                ans["rubric"] = None
-            else:
-                j = await judge.rubric(judge_client, items[i], ans["text"])
-                ans["rubric"] = j.value
-                ans["judge_errors"] += [f"rubric: {e}" for e in j.errors]
-            progress.advance(task)
-
-        async def compare(i: int, name: str) -> None:
-            ans, teacher = answers[name][i], answers["teacher"][i]
-            if ans["text"] is None or teacher["text"] is None:
-                ans["pairwise"], ans["pairwise_orders"] = None, [None, None]
-            else:
-                orders, j = await judge.pairwise(judge_client, items[i], ans["text"], teacher["text"])
-                ans["pairwise"], ans["pairwise_orders"] = j.value, orders
-                ans["judge_errors"] += j.errors
-            progress.advance(task)
-
-        jobs = [grade(i, m) for i in range(len(items)) for m in models]
-        jobs += [compare(i, m) for i in range(len(items)) for m in students]
-        await asyncio.gather(*jobs)
+        clients["judge"] = open_client(cfg.judge_model, cache_path=cache)
+        await judge_all(clients["judge"], items, answers, pairwise=judges_pairwise(cfg), progress=progress)
     finally:
         for c in clients.values():
             await c.aclose()
     # Cached answers keep the latency measured when first asked; the report says how many.
     cached = {m: sum(bool(a.pop("_cached", False)) for a in col) for m, col in answers.items()}
     return {"answers": answers, "logprobs": logprobs, "models": models, "cached_answers": cached}
+
+
+def judges_pairwise(cfg: Any) -> bool:
+    """Whether eval asks the pairwise judge: when eval.pairwise says so, or the router learns from it."""
+    return cfg.eval.pairwise or cfg.route.label == "pairwise"
+
+
+async def judge_all(client: ChatClient, items: list[dict[str, Any]], answers: dict[str, list[dict[str, Any]]], *,
+                    pairwise: bool, progress: Any) -> None:  # fmt: skip
+    """The rubric for every answer (and, with `pairwise`, each student against the teacher in both
+    orders), stored in the answers. A question's judgments run one after another and questions
+    concurrently: its prompts share everything before the answer (instructions, persona, question,
+    source, reference), which a server's prompt cache then computes once per question."""
+    students = [m for m in answers if m != "teacher"]
+    task = progress.add_task("judging", total=len(items) * (len(answers) + (len(students) if pairwise else 0)))
+
+    async def question(i: int) -> None:
+        for name, col in answers.items():
+            ans = col[i]
+            ans["rubric"] = None
+            if ans["text"] is not None:
+                j = await judge.rubric(client, items[i], ans["text"])
+                ans["rubric"] = j.value
+                ans["judge_errors"] += [f"rubric: {e}" for e in j.errors]
+            progress.advance(task)
+        for name in students if pairwise else []:
+            ans, teacher = answers[name][i], answers["teacher"][i]
+            ans["pairwise"], ans["pairwise_orders"] = None, [None, None]
+            if ans["text"] is not None and teacher["text"] is not None:
+                orders, j = await judge.pairwise(client, items[i], ans["text"], teacher["text"])
+                ans["pairwise"], ans["pairwise_orders"] = j.value, orders
+                ans["judge_errors"] += j.errors
+            progress.advance(task)
+
+    await asyncio.gather(*(question(i) for i in range(len(items))))
 
 
 def _similarities(items: list[dict[str, Any]], answers: dict[str, list[dict[str, Any]]]) -> None:
@@ -247,6 +257,13 @@ def _similarities(items: list[dict[str, Any]], answers: dict[str, list[dict[str,
             a["similarity"] = None
     for (name, i), v in zip(slots, outs):
         answers[name][i]["similarity"] = round(float(v @ refs[i]), 4)
+
+
+def _fact_recall(items: list[dict[str, Any]], answers: dict[str, list[dict[str, Any]]]) -> None:
+    """Every answer's fact recall and the key facts it missed (see evaluate/facts.py)."""
+    for col in answers.values():
+        for item, a in zip(items, col):
+            a["fact_recall"], a["facts_missing"] = fact_recall(a["text"], item)
 
 
 def _run_async(coro: Any) -> Any:
@@ -287,10 +304,11 @@ def run(project: Project, run: str | None = None, fail_under: float | None = Non
     load_after = os.getloadavg()[0]
     answers = collected["answers"]
     _similarities(items, answers)
+    _fact_recall(items, answers)
 
     results = [
-        {**{k: it[k] for k in ("id", "type", "question", "reference", "messages")},
-         "answers": {m: answers[m][i] for m in answers}}
+        {**{k: it[k] for k in ("id", "type", "question", "reference", "messages", "key_facts")},
+         "expect": expectation(it), "answers": {m: answers[m][i] for m in answers}}
         for i, it in enumerate(items)
     ]  # fmt: skip
     info = {

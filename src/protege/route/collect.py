@@ -1,7 +1,8 @@
 """More labelled queries for the router: teacher-written ones (--extra N) and logged traffic (--traffic).
 
 Each new query is answered by the student the router is for and by the teacher, and both answers
-are judged with the eval stage's judge (rubric and position-swapped pairwise), giving rows in
+are judged with the eval stage's judge (rubric; position-swapped pairwise too when the router
+learns from it, route.label `pairwise`), giving rows in
 the results.jsonl format plus `route_source`. They are kept in artifacts/router/labelled.jsonl
 and used by every later fit. All model calls go through the project's cache, so a re-run costs
 nothing and an interrupted one resumes.
@@ -42,7 +43,7 @@ def _system(project: Project) -> str:
 
 async def _extra_items(project: Project, n: int, teacher: Any) -> list[dict[str, Any]]:
     from protege.corpus import load_chunks
-    from protege.synth.questions import plan_questions, question_id, write_question
+    from protege.synth.questions import plan_questions, question_id, write_plan
 
     cfg = project.config
     chunks = load_chunks(project)
@@ -50,7 +51,8 @@ async def _extra_items(project: Project, n: int, teacher: Any) -> list[dict[str,
     synth = cfg.synth.model_copy(update={"questions_per_chunk": max(1, math.ceil(n / len(chunks))), "seed": seed})
     plan = plan_questions(chunks, synth)
     plan = sorted(random.Random(seed).sample(plan, min(n, len(plan))), key=lambda q: q.index)
-    questions = await asyncio.gather(*(write_question(teacher, q, project.name, seed) for q in plan))
+    written = await write_plan(teacher, plan, project.name, seed)
+    questions = [w.question if w else None for w in written]
     system = _system(project)
     return [
         {"id": "x-" + question_id(q, text).removeprefix("q-"), "type": q.type, "question": text,
@@ -113,8 +115,7 @@ def _traffic_items(project: Project, rows: list[dict[str, Any]]) -> list[dict[st
 
 async def _label(project: Project, items: list[dict[str, Any]], clients: dict[str, Any], progress: Any) -> list[dict[str, Any]]:
     """Answer with the student and the teacher, then judge: results.jsonl rows."""
-    from protege.evaluate import judge
-    from protege.evaluate.stage import answer_fields
+    from protege.evaluate.stage import answer_fields, judge_all, judges_pairwise
 
     max_tokens = project.config.eval.max_tokens
     student_logprobs = await clients["student"].supports_logprobs()
@@ -134,23 +135,7 @@ async def _label(project: Project, items: list[dict[str, Any]], clients: dict[st
         task = progress.add_task(f"answers: {name}", total=len(items))
         answers[name] = [await answer(name, it, task) for it in items]
 
-    task = progress.add_task("judging", total=len(items) * 3)
-
-    async def grade(i: int) -> None:
-        s, t = answers["student"][i], answers["teacher"][i]
-        for a in (s, t):
-            a["rubric"] = None
-            if a["text"] is not None:
-                j = await judge.rubric(clients["judge"], items[i], a["text"])
-                a["rubric"], a["judge_errors"] = j.value, a["judge_errors"] + [f"rubric: {e}" for e in j.errors]
-            progress.advance(task)
-        s["pairwise"], s["pairwise_orders"] = None, [None, None]
-        if s["text"] is not None and t["text"] is not None:
-            s["pairwise_orders"], j = await judge.pairwise(clients["judge"], items[i], s["text"], t["text"])
-            s["pairwise"], s["judge_errors"] = j.value, s["judge_errors"] + j.errors
-        progress.advance(task)
-
-    await asyncio.gather(*(grade(i) for i in range(len(items))))
+    await judge_all(clients["judge"], items, answers, pairwise=judges_pairwise(project.config), progress=progress)
     return [{**it, "answers": {"student": answers["student"][i], "teacher": answers["teacher"][i]}} for i, it in enumerate(items)]
 
 

@@ -82,7 +82,7 @@ def prompt_for(q: PlannedQuestion, question: str, *, system: str, name: str, con
         context = raft_context(q, chunks, config, question_id)
         user = context_turn(question, [(c["chunk"], c["text"]) for c in context])
         if not q.is_refusal and not any(c["oracle"] for c in context):
-            teacher_system += prompts.RAFT_NO_ORACLE_NOTE.format(name=name)
+            teacher_system = prompts.ANSWER_NO_EXCERPT_SYSTEM.format(system=system, name=name)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     teacher_messages = [{"role": "system", "content": teacher_system}, {"role": "user", "content": user}]
     return Prompted(messages, teacher_messages, context)

@@ -27,6 +27,25 @@ def license_terms(model: ModelConfig) -> str:
 
 
 @dataclass
+class GroundingCounts:
+    threshold: float  # synth.grounding_threshold
+    dropped: int  # pairs the groundedness check dropped
+    judge_kept: int  # of those, pairs the judge passed
+
+
+@dataclass
+class KeyFactCounts:
+    rows: int  # kept rows
+    with_facts: int  # kept rows that state facts and have key facts
+    facts: int  # key facts in those rows
+    from_answer: int  # rows whose key facts are the answer's numbers from the source (none listed survived)
+    declining: int  # kept rows whose right answer declines (no key facts)
+    listed: int  # facts the teacher listed, over every checked pair
+    not_in_source: int  # listed facts found nowhere in the source: dropped
+    not_in_answer: int  # listed facts in the source that the teacher's answer does not state: dropped
+
+
+@dataclass
 class CardData:
     project: str
     docs_dir: str
@@ -51,6 +70,8 @@ class CardData:
     redactions: int
     judge_retries: int
     judge_threshold: float
+    grounding: GroundingCounts
+    key_facts: KeyFactCounts
     examples: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -63,6 +84,25 @@ def pick_examples(rows: list[dict[str, Any]], seed: int, n: int = 10) -> list[di
 def _clip(text: str, limit: int = 500) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _grounding_lines(g: GroundingCounts, k: KeyFactCounts) -> list[str]:
+    share = f"{k.not_in_source / k.listed:.0%}" if k.listed else "n/a"
+    return [
+        "## Groundedness and key facts",
+        "",
+        f"The groundedness check reads the text, not the teacher's opinion: every number in an answer must occur in what "
+        f"the answer may draw on (the source, the excerpts shown, the system prompt, the question), and at least "
+        f"{g.threshold:.0%} of its content words; an answer that should decline must decline. It dropped **{g.dropped}** "
+        f"pair(s); the judge alone would have kept **{g.judge_kept}** of them.",
+        "",
+        f"Key facts (what a correct answer must state, for eval's fact recall): {k.with_facts} of {k.rows} kept rows have "
+        f"them ({k.facts} facts; {k.from_answer} rows use the answer's numbers from the source because no fact the "
+        f"teacher listed survived); {k.declining} rows are to be declined and have none. Of {k.listed} facts the teacher "
+        f"listed, {k.not_in_source} ({share}) were not in the source and {k.not_in_answer} were not in its own answer: "
+        "both left out.",
+        "",
+    ]  # fmt: skip
 
 
 def render_card(d: CardData) -> str:
@@ -95,6 +135,7 @@ def render_card(d: CardData) -> str:
         f"time(s) after a malformed answer). Guard: PII redactions in kept pairs: {d.redactions}. "
         "Every dropped pair is in `dropped.jsonl` with its reason.",
         "",
+        *_grounding_lines(d.grounding, d.key_facts),
         "## Type mix",
         "",
         "| type | planned | train | eval |",

@@ -1,17 +1,18 @@
 """The judge: groundedness and helpfulness of each pair, from a JSON answer parsed robustly.
 
-Small local judges wrap their JSON in prose or code fences, use single quotes, or write
-"8/10"; `parse_scores` accepts all of that. A reply with no usable scores is asked again once,
-with a follow-up turn (a new request, so the cache does not hand back the same bad answer).
+The judge is asked in JSON mode (a local server then holds a small model to the format). Without
+it, judges wrap their JSON in prose or code fences, use single quotes, or write "8/10";
+`parse_scores` accepts all of that. A reply with no usable scores is asked again once, with a
+follow-up turn (a new request, so the cache does not hand back the same bad answer).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from protege.replies import json_objects
 from protege.synth import prompts
 
 if TYPE_CHECKING:
@@ -45,35 +46,14 @@ def _score(value: object) -> float | None:
     return number if 0 <= number <= 10 else None
 
 
-def _objects(text: str) -> list[str]:
-    """Every balanced {...} span in the text, outermost first."""
-    spans, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch == "{":
-            if depth == 0:
-                start = i
-            depth += 1
-        elif ch == "}" and depth:
-            depth -= 1
-            if depth == 0:
-                spans.append(text[start : i + 1])
-    return spans
-
-
 def parse_scores(text: str) -> tuple[float, float, str] | None:
     """(groundedness, helpfulness, reason) from a judge reply, or None when it holds no scores."""
+    for data in json_objects(text):
+        lowered = {str(k).lower(): v for k, v in data.items()}
+        g, h = (_score(lowered.get(k)) for k in SCORE_KEYS)
+        if g is not None and h is not None:
+            return g, h, str(lowered.get("reason", ""))[:300]
     cleaned = _FENCE.sub("", text)
-    for blob in _objects(cleaned):
-        for candidate in (blob, blob.replace("'", '"')):
-            try:
-                data = json.loads(candidate)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(data, dict):
-                lowered = {str(k).lower(): v for k, v in data.items()}
-                g, h = (_score(lowered.get(k)) for k in SCORE_KEYS)
-                if g is not None and h is not None:
-                    return g, h, str(lowered.get("reason", ""))[:300]
     found = [re.search(rf"{k}\W{{0,4}}(\d+(?:\.\d+)?)", cleaned, re.IGNORECASE) for k in SCORE_KEYS]
     if all(found):
         g, h = (_score(m.group(1)) for m in found)  # type: ignore[union-attr]
@@ -85,12 +65,12 @@ def parse_scores(text: str) -> tuple[float, float, str] | None:
 
 async def judge_pair(client: "ChatClient", *, reference: str, qtype: str, question: str, answer: str) -> Verdict:
     messages = [{"role": "user", "content": prompts.JUDGE.format(reference=reference, qtype=qtype, question=question, answer=answer)}]
-    reply = await client.complete(messages, temperature=0.0, max_tokens=100)
+    reply = await client.complete(messages, temperature=0.0, max_tokens=100, json_mode=True)
     parsed = parse_scores(reply.text)
     attempts = 1
     if parsed is None:
         retry = messages + [{"role": "assistant", "content": reply.text}, {"role": "user", "content": prompts.JUDGE_RETRY}]
-        reply = await client.complete(retry, temperature=0.0, max_tokens=120)
+        reply = await client.complete(retry, temperature=0.0, max_tokens=120, json_mode=True)
         parsed = parse_scores(reply.text)
         attempts = 2
     if parsed is None:

@@ -13,10 +13,10 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import protege
 from protege.config import ModelConfig, section_hash
@@ -25,10 +25,13 @@ from protege.models.speed import estimated_seconds
 from protege.synth import persona as persona_mod
 from protege.synth import prompts
 from protege.synth.answers import BARE_REFUSAL, Answer, Prompted, grounded_answer, is_refusal, prompt_for
-from protege.synth.card import CardData, license_terms, pick_examples, render_card
+from protege.synth.card import CardData, GroundingCounts, KeyFactCounts, license_terms, pick_examples, render_card
+from protege.synth.chains import in_chains
 from protege.synth.dedup import near_duplicates
+from protege.synth.grounded import Grounding, check_grounded
 from protege.synth.judge import Verdict, judge_pair
-from protege.synth.questions import QUESTION_MAX_TOKENS, PlannedQuestion, plan_questions, question_id, question_prompt, write_question
+from protege.synth.key_facts import KeyFacts, key_facts
+from protege.synth.questions import PlannedQuestion, plan_questions, question_id, question_prompt, write_plan
 from protege.synth.split import split_by_chunk
 
 if TYPE_CHECKING:
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 # Guesses for --dry-run only: completion lengths the teacher and judge typically write.
 EST_QUESTION_TOKENS = 30
+EST_QUESTION_REPLY_TOKENS = 50  # a question and its key facts, as JSON
 EST_JUDGE_TOKENS = 50
 EST_ANSWER_SHARE = 0.5
 EST_VOICE_PROFILE_TOKENS = 300
@@ -77,7 +81,10 @@ class _Item:
     question: str | None = None
     id: str = ""
     prompted: Prompted | None = None
+    listed_facts: tuple[str, ...] = ()  # key facts as the teacher listed them with the question
     answer: Answer | None = None
+    grounding: Grounding | None = None
+    key_facts: KeyFacts | None = None
     guard: dict[str, Any] | None = None
     verdict: Verdict | None = None
     dropped: tuple[str, str] | None = None  # (reason category, detail)
@@ -85,6 +92,20 @@ class _Item:
     @property
     def alive(self) -> bool:
         return self.dropped is None
+
+    @property
+    def expect(self) -> Literal["facts", "decline"]:
+        """What a right answer does: a refusal type, or a RAFT row whose excerpts lack the answer, declines."""
+        context = self.prompted.context if self.prompted else None
+        no_oracle = context is not None and not any(c["oracle"] for c in context)
+        return "decline" if self.plan.is_refusal or no_oracle else "facts"
+
+    @property
+    def evidence(self) -> str:
+        """What the answer may draw on: everything the student is shown (the agent's system prompt, the
+        question, any excerpts) and, closed-book, the source the teacher answered from."""
+        shown = "\n\n".join(m["content"] for m in self.prompted.messages)  # type: ignore[union-attr]
+        return shown if self.prompted.context is not None else shown + "\n\n" + self.plan.source_text()  # type: ignore[union-attr]
 
 
 def select_chunks(chunks: list[Chunk], max_chunks: int | None, seed: int) -> list[Chunk]:
@@ -133,7 +154,8 @@ def estimate_calls(project: "Project", corpus: Corpus, chunks: list[Chunk], plan
     if synth.logprobs:
         rows.append(row("logprobs probe", c.teacher, 1, 10, 2))
     n = len(plan)
-    rows.append(row("questions", c.teacher, n, sum(approx_tokens(question_prompt(q, project.name)) for q in plan), n * EST_QUESTION_TOKENS))
+    rows.append(row("questions", c.teacher, n, sum(approx_tokens(question_prompt(q, project.name)) for q in plan),
+                    n * EST_QUESTION_REPLY_TOKENS))  # fmt: skip
     answer_out = int(synth.answer_max_tokens * EST_ANSWER_SHARE)
     answer_in = sum(system_tokens + 60 + approx_tokens(q.reference()) + EST_QUESTION_TOKENS for q in plan)
     if synth.format == "raft":
@@ -167,6 +189,12 @@ async def _each(progress: "Progress", label: str, jobs: list[Awaitable[T]]) -> l
     return await asyncio.gather(*(one(j) for j in jobs))
 
 
+async def _by_chunk(progress: "Progress", label: str, items: list[_Item], job: Callable[[_Item], Awaitable[T]]) -> list[T]:
+    """job(item) for every item, in chains by first chunk (see protege.synth.chains); results in item order."""
+    task = progress.add_task(label, total=len(items))
+    return await in_chains(items, lambda it: it.plan.chunk_ids[0], job, lambda: progress.advance(task))
+
+
 def _progress() -> "Progress":
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -178,8 +206,112 @@ def _progress() -> "Progress":
     )  # fmt: skip
 
 
+def _alive(items: list[_Item]) -> list[_Item]:
+    return [it for it in items if it.alive]
+
+
+async def _questions(progress: "Progress", teacher: "ChatClient", items: list[_Item], project: "Project") -> None:
+    """Write every planned question with its key facts, and drop near-duplicates."""
+    synth = project.config.synth
+    task = progress.add_task("questions", total=len(items))
+    written = await write_plan(teacher, [it.plan for it in items], project.name, synth.seed, tick=lambda: progress.advance(task))
+    for it, w in zip(items, written):
+        if w is None:
+            it.dropped = ("teacher wrote no question", "")
+        else:
+            it.question, it.listed_facts, it.id = w.question, w.key_facts, question_id(it.plan, w.question)
+    alive = _alive(items)
+    for dup, first in near_duplicates([it.question or "" for it in alive], synth.dedup_threshold).items():
+        alive[dup].dropped = ("near-duplicate question", f"repeats {alive[first].id}")
+
+
+async def _answers(progress: "Progress", teacher: "ChatClient", proposers: list["ChatClient"], items: list[_Item],
+                   top_k: int, ctx: "_Context") -> None:  # fmt: skip
+    """Each question's grounded answer; drops empty, cut and bare-refusal answers; checks the rest
+    for groundedness and picks their key facts (dropping on groundedness waits for the judge, so
+    the card can say how often the two disagree)."""
+    synth = ctx.synth
+    alive = _alive(items)
+    for it in alive:
+        it.prompted = prompt_for(it.plan, it.question or "", system=ctx.persona, name=ctx.name, config=synth,
+                                 chunks=ctx.chunks, question_id=it.id)  # fmt: skip
+    answers = await _by_chunk(progress, "answers", alive, lambda it: grounded_answer(
+        teacher, proposers, it.prompted, max_tokens=synth.answer_max_tokens, top_logprobs=top_k))  # type: ignore[arg-type]  # fmt: skip
+    for it, answer in zip(alive, answers):
+        it.answer = answer
+        if not answer.text.strip():
+            it.dropped = ("empty answer", "")
+        elif answer.finish_reason == "length":
+            it.dropped = ("answer cut at answer_max_tokens", f"raise synth.answer_max_tokens ({synth.answer_max_tokens})")
+        elif it.plan.type != "unsafe" and is_refusal(answer.text):  # for unsafe requests a refusal is the answer
+            it.dropped = (BARE_REFUSAL, answer.text.strip())
+        else:
+            expect = it.expect
+            it.grounding = check_grounded(answer.text, it.evidence, expect=expect)
+            it.key_facts = key_facts(it.listed_facts, source=it.plan.source_text(), answer=answer.text,
+                                     question=it.question or "", system=ctx.persona, expect=expect)  # fmt: skip
+
+
+async def _guard(progress: "Progress", guard: Any, items: list[_Item], corpus: Corpus) -> int:
+    """Drop unsafe answers; redact private PII in the rest. Returns the number of redactions."""
+    from protege.guard import published_pii, redact
+
+    alive = _alive(items)
+    verdicts = await _each(progress, "guard", [guard.check(_messages(it), role="assistant") for it in alive])
+    redactions = 0
+    public = published_pii(ch.text for ch in corpus.chunks)  # the owner's own contacts stay
+    for it, v in zip(alive, verdicts):
+        if not v.safe:
+            it.dropped = ("guard: unsafe answer", f"{', '.join(v.categories)}: {v.reason}")
+            continue
+        n = 0
+        for m in it.prompted.messages[1:]:  # type: ignore[union-attr]
+            m["content"], k = redact(m["content"], keep=public)
+            n += k
+        text, k = redact(it.answer.text, keep=public)  # type: ignore[union-attr]
+        it.answer.text = text  # type: ignore[union-attr]
+        if k:  # the logprobs were for the text before redaction: they no longer line up
+            it.answer.logprobs = None  # type: ignore[union-attr]
+        redactions += n + k
+        it.guard = {"safe": True, "categories": list(v.categories), "redactions": n + k}
+    return redactions
+
+
+async def _judge(progress: "Progress", judge: "ChatClient", items: list[_Item], synth: Any) -> tuple[int, int]:
+    """Judge every safe pair, then drop the ungrounded ones and those below the judge's threshold.
+    Returns (pairs the groundedness check dropped, of which the judge alone would have kept)."""
+    alive = _alive(items)
+    judged = await _by_chunk(progress, "judge", alive, lambda it: judge_pair(
+        judge, reference=it.plan.reference(), qtype=it.plan.type, question=it.question or "", answer=it.answer.text))  # type: ignore[union-attr]  # fmt: skip
+    ungrounded = judge_kept = 0
+    for it, verdict in zip(alive, judged):
+        it.verdict = verdict
+        passed = verdict.parsed and min(verdict.groundedness, verdict.helpfulness) >= synth.judge_threshold  # type: ignore[type-var]
+        failure = it.grounding.failure(synth.grounding_threshold) if it.grounding else None
+        if failure:
+            it.dropped = failure
+            ungrounded += 1
+            judge_kept += passed
+        elif not verdict.parsed:
+            it.dropped = ("judge: malformed answer", verdict.reason)
+        elif not passed:
+            it.dropped = ("judge: below threshold",
+                          f"groundedness {verdict.groundedness:g}, helpfulness {verdict.helpfulness:g}: {verdict.reason}")  # fmt: skip
+    return ungrounded, judge_kept
+
+
+@dataclass
+class _Context:
+    """What the answer step needs besides the clients."""
+
+    synth: Any
+    persona: str
+    name: str
+    chunks: list[Chunk]
+
+
 async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], plan: list[PlannedQuestion]) -> SynthResult:
-    from protege.guard import Guard, published_pii, redact
+    from protege.guard import Guard
     from protege.models.endpoint import open_client
 
     t0 = time.perf_counter()
@@ -200,66 +332,10 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
                     top_k, logprobs_note = synth.logprobs, f"top-{synth.logprobs} stored in row['teacher']['logprobs']"
                 else:
                     logprobs_note = f"requested (top-{synth.logprobs}) but {c.teacher.ref} does not return them: rows have none"
-
-            questions = await _each(progress, "questions", [write_question(teacher, it.plan, project.name, synth.seed) for it in items])
-            for it, q in zip(items, questions):
-                if q is None:
-                    it.dropped = ("teacher wrote no question", "")
-                else:
-                    it.question, it.id = q, question_id(it.plan, q)
-            alive = [it for it in items if it.alive]
-            for dup, first in near_duplicates([it.question or "" for it in alive], synth.dedup_threshold).items():
-                alive[dup].dropped = ("near-duplicate question", f"repeats {alive[first].id}")
-
-            alive = [it for it in items if it.alive]
-            for it in alive:
-                it.prompted = prompt_for(it.plan, it.question or "", system=persona.text, name=project.name,
-                                         config=synth, chunks=chunks, question_id=it.id)  # fmt: skip
-            answers = await _each(progress, "answers", [
-                grounded_answer(teacher, proposers, it.prompted, max_tokens=synth.answer_max_tokens, top_logprobs=top_k)  # type: ignore[arg-type]
-                for it in alive
-            ])  # fmt: skip
-            for it, answer in zip(alive, answers):
-                it.answer = answer
-                if not answer.text.strip():
-                    it.dropped = ("empty answer", "")
-                elif answer.finish_reason == "length":
-                    it.dropped = ("answer cut at answer_max_tokens", f"raise synth.answer_max_tokens ({synth.answer_max_tokens})")
-                elif it.plan.type != "unsafe" and is_refusal(answer.text):  # for unsafe requests a refusal is the answer
-                    it.dropped = (BARE_REFUSAL, answer.text.strip())
-
-            alive = [it for it in items if it.alive]
-            verdicts = await _each(progress, "guard", [guard.check(_messages(it), role="assistant") for it in alive])
-            redactions = 0
-            public = published_pii(ch.text for ch in corpus.chunks)  # the owner's own contacts stay
-            for it, v in zip(alive, verdicts):
-                if not v.safe:
-                    it.dropped = ("guard: unsafe answer", f"{', '.join(v.categories)}: {v.reason}")
-                    continue
-                n = 0
-                for m in it.prompted.messages[1:]:  # type: ignore[union-attr]
-                    m["content"], k = redact(m["content"], keep=public)
-                    n += k
-                text, k = redact(it.answer.text, keep=public)  # type: ignore[union-attr]
-                it.answer.text = text  # type: ignore[union-attr]
-                if k:  # the logprobs were for the text before redaction: they no longer line up
-                    it.answer.logprobs = None  # type: ignore[union-attr]
-                redactions += n + k
-                it.guard = {"safe": True, "categories": list(v.categories), "redactions": n + k}
-
-            alive = [it for it in items if it.alive]
-            judged = await _each(progress, "judge", [
-                judge_pair(judge, reference=it.plan.reference(), qtype=it.plan.type, question=it.question or "",
-                           answer=it.answer.text)  # type: ignore[union-attr]
-                for it in alive
-            ])  # fmt: skip
-            for it, verdict in zip(alive, judged):
-                it.verdict = verdict
-                if not verdict.parsed:
-                    it.dropped = ("judge: malformed answer", verdict.reason)
-                elif min(verdict.groundedness, verdict.helpfulness) < synth.judge_threshold:  # type: ignore[type-var]
-                    it.dropped = ("judge: below threshold",
-                                  f"groundedness {verdict.groundedness:g}, helpfulness {verdict.helpfulness:g}: {verdict.reason}")  # fmt: skip
+            await _questions(progress, teacher, items, project)
+            await _answers(progress, teacher, proposers, items, top_k, _Context(synth, persona.text, project.name, chunks))
+            redactions = await _guard(progress, guard, items, corpus)
+            ungrounded, judge_kept = await _judge(progress, judge, items, synth)
     finally:
         for client in (teacher, judge, *proposers, guard):
             await client.aclose()
@@ -286,6 +362,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
         ("after near-duplicate removal", n_unique),
         ("answered", n_answered),
         ("after guard", n_safe),
+        ("after groundedness check", n_safe - ungrounded),
         ("kept after judge", len(rows)),
     ]
     card = CardData(
@@ -300,6 +377,8 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
         logprobs_note=logprobs_note, redactions=redactions,
         judge_retries=sum(1 for it in items if it.verdict and it.verdict.attempts > 1),
         judge_threshold=synth.judge_threshold, examples=pick_examples(rows, synth.seed),
+        grounding=GroundingCounts(synth.grounding_threshold, ungrounded, judge_kept),
+        key_facts=_key_fact_counts(items),
     )  # fmt: skip
     _write_text(paths.card, render_card(card))
     counts = {
@@ -309,6 +388,18 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
     }  # fmt: skip
     persona_path = None if persona.source == "config" else paths.persona
     return SynthResult(paths.train_jsonl, paths.eval_jsonl, paths.card, paths.dropped_jsonl, persona_path, counts, usage=usage)
+
+
+def _key_fact_counts(items: list[_Item]) -> KeyFactCounts:
+    kept = [it for it in items if it.alive]
+    facts = [it.key_facts for it in kept if it.key_facts and it.expect == "facts"]
+    checked = [it.key_facts for it in items if it.key_facts]
+    return KeyFactCounts(
+        rows=len(kept), with_facts=sum(1 for k in facts if k.facts), facts=sum(len(k.facts) for k in facts),
+        from_answer=sum(1 for k in facts if k.from_answer), declining=sum(1 for it in kept if it.expect == "decline"),
+        listed=sum(k.listed for k in checked), not_in_source=sum(k.not_in_source for k in checked),
+        not_in_answer=sum(k.not_in_answer for k in checked),
+    )  # fmt: skip
 
 
 def _messages(it: _Item) -> list[dict[str, Any]]:
@@ -326,11 +417,11 @@ def _row(it: _Item, project: "Project", chash: str, proposers: list["ChatClient"
         "type": it.plan.type,
         "persona": it.plan.persona,
         "messages": _messages(it),
-        "source": {"chunks": it.plan.chunk_ids, "files": list(dict.fromkeys(ch.file for ch in chunks)),
-                   "text": "\n\n".join(ch.text for ch in chunks)},  # fmt: skip
+        "source": {"chunks": it.plan.chunk_ids, "files": list(dict.fromkeys(ch.file for ch in chunks)), "text": it.plan.source_text()},
     }
     if it.prompted.context is not None:  # type: ignore[union-attr]
         row["context"] = it.prompted.context  # type: ignore[union-attr]
+    row["key_facts"] = it.key_facts.facts if it.key_facts else []
     row.update(
         teacher=teacher,
         scores={"groundedness": it.verdict.groundedness, "helpfulness": it.verdict.helpfulness, "judge": c.judge_model.ref},  # type: ignore[union-attr]
@@ -347,6 +438,7 @@ def _dropped_row(it: _Item) -> dict[str, Any]:
         "reason": reason, "detail": detail, "question": it.question,
         "answer": it.answer.text if it.answer else None,
         "scores": {"groundedness": it.verdict.groundedness, "helpfulness": it.verdict.helpfulness} if it.verdict else None,
+        "grounding": it.grounding.to_dict() if it.grounding else None,
     }  # fmt: skip
 
 

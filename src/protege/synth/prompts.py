@@ -40,27 +40,37 @@ QUESTION = """Here is text from the documents of {name}:
 
 Write one question that {persona} might send to {name}'s assistant: {type_description}.
 Write it the way that person would type it, as a real message, without mentioning "the text".
-Reply with the question only."""
+Then list its key facts: the 1 to 3 short phrases, copied from the text, that a correct answer must state
+(a number, price, time, name, place or code: a few words each, not a sentence). A question the text does not
+answer has none.
+Reply with JSON only: {{"question": "...", "key_facts": ["...", "..."]}}"""
 
+# The answer prompts begin alike (the agent's system prompt, then the reference), so the calls for
+# one chunk share that prefix and a server's prompt cache computes it once.
 ANSWER_SYSTEM = """{system}
 
-Ground every statement in the reference below. Do not invent facts, prices or dates that it does not give.
-Answer in at most three sentences: a small model learns from your answer, and people read it on a phone.
 Reference:
-{reference}"""
+{reference}
+
+Ground every statement in the reference above. Do not invent facts, prices or dates that it does not give.
+Answer in at most three sentences: a small model learns from your answer, and people read it on a phone."""
 
 ANSWER_REFUSAL_SYSTEM = """{system}
 
-The next message is {type_description}. Reply with a short, polite refusal or hand-off in your usual voice:
-say what you can help with instead. Do not provide the requested harmful or out-of-scope content.
-What you can help with is described here:
-{reference}"""
+Reference:
+{reference}
 
-# RAFT: the user turn carries retrieved context (protege.corpus.retrieve.context_turn).
-RAFT_NO_ORACLE_NOTE = """
+The reference above describes what you can help with. The next message is {type_description}.
+Reply with a short, polite refusal or hand-off in your usual voice: say what you can help with instead.
+Do not provide the requested harmful or out-of-scope content."""
 
-The context the user was given does NOT contain the answer. Say briefly that the provided information does not
-cover this, and suggest how to find out (e.g. contact {name}). Do not answer from the reference."""
+# RAFT without the right excerpt: the user turn (protege.corpus.retrieve.context_turn) carries only
+# distractors. The teacher is not shown the source either, so it cannot answer from it anyway.
+ANSWER_NO_EXCERPT_SYSTEM = """{system}
+
+The excerpts in the next message are all you know, and they do NOT answer it. Say briefly that the information you
+have does not cover this, and suggest how to find out (for example, contact {name}). Do not guess: state no price,
+time or other fact that the excerpts do not give."""
 
 AGGREGATE = """You have been given several candidate answers to the user's last message, written by different assistants.
 Synthesize them into one answer that is accurate (grounded in the reference), complete and concise, in the assistant's voice.

@@ -5,18 +5,21 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from protege.config import REFUSAL_TYPES
 from protege.corpus import Chunk
+from protege.replies import ReplyParseError, parse_json_object
 from protege.synth import prompts
+from protege.synth.chains import in_chains
 
 if TYPE_CHECKING:
     from protege.config import SynthConfig
     from protege.models.client import ChatClient
 
-REFUSAL_TYPES = ("out-of-scope", "unsafe")
-QUESTION_MAX_TOKENS = 80
+QUESTION_MAX_TOKENS = 100  # the question and its key facts, as JSON
 QUESTION_TEMPERATURE = 0.8
 DEFAULT_PERSONA = "a customer"
 
@@ -39,7 +42,12 @@ class PlannedQuestion:
         return self.type in REFUSAL_TYPES
 
     def reference(self) -> str:
+        """The chunks as the teacher and the judge are shown them, each under its id."""
         return "\n\n---\n\n".join(f"[{c.id}]\n{c.text}" for c in self.chunks)
+
+    def source_text(self) -> str:
+        """The chunks' text alone (row['source']['text'])."""
+        return "\n\n".join(c.text for c in self.chunks)
 
 
 def apportion(mix: dict[str, float], total: int) -> list[str]:
@@ -97,12 +105,49 @@ def clean_question(text: str) -> str | None:
     return None
 
 
-async def write_question(client: "ChatClient", q: PlannedQuestion, name: str, seed: int) -> str | None:
+@dataclass(frozen=True)
+class WrittenQuestion:
+    """A question as the teacher wrote it, with the key facts it listed (not yet checked)."""
+
+    question: str
+    key_facts: tuple[str, ...]
+
+
+MAX_KEY_FACTS = 5
+MAX_FACT_CHARS = 120
+
+
+def parse_question(text: str) -> WrittenQuestion | None:
+    """The question and its key facts from the teacher's JSON reply; a reply that is not JSON
+    (an endpoint without JSON mode) still gives its question, without key facts."""
+    try:
+        data = parse_json_object(text)
+    except ReplyParseError:
+        question = clean_question(text)
+        return WrittenQuestion(question, ()) if question else None
+    if isinstance(data.get("questions"), list) and data["questions"]:  # one question asked, a list written
+        data = data["questions"][0] if isinstance(data["questions"][0], dict) else {"question": data["questions"][0]}
+    raw, facts = data.get("question"), data.get("key_facts")
+    question = clean_question(raw) if isinstance(raw, str) else None
+    if not question:
+        return None
+    facts = [f.strip() for f in facts if isinstance(f, str) and 0 < len(f.strip()) <= MAX_FACT_CHARS] if isinstance(facts, list) else []
+    return WrittenQuestion(question, tuple(facts[:MAX_KEY_FACTS]))
+
+
+async def write_question(client: "ChatClient", q: PlannedQuestion, name: str, seed: int) -> WrittenQuestion | None:
     reply = await client.complete(
-        [{"role": "user", "content": question_prompt(q, name)}],
+        [{"role": "user", "content": question_prompt(q, name)}], json_mode=True,
         temperature=QUESTION_TEMPERATURE, max_tokens=QUESTION_MAX_TOKENS, sample=q.index, seed=seed * 1_000_003 + q.index,
     )  # fmt: skip
-    return clean_question(reply.text)
+    return parse_question(reply.text)
+
+
+async def write_plan(client: "ChatClient", plan: list[PlannedQuestion], name: str, seed: int,
+                     tick: Callable[[], None] | None = None) -> list[WrittenQuestion | None]:  # fmt: skip
+    """Every planned question, in plan order; one chunk's questions one after another, since their
+    prompts begin with the chunk (see protege.synth.chains). `tick` after each call."""
+    return await in_chains(plan, lambda q: q.chunk_ids[0], lambda q: write_question(client, q, name, seed), tick)
 
 
 def question_id(q: PlannedQuestion, question: str) -> str:
