@@ -106,6 +106,7 @@ class SynthConfig(Strict):
         10, ge=0, le=20, description="store the teacher's top-k logprobs (token KD) when it returns them; 0 = off"
     )
     answer_max_tokens: int = Field(256, ge=16)
+    judge: bool = Field(True, description="ask the judge to score every pair; pairs below judge_threshold are dropped")
     judge_threshold: float = Field(6.0, ge=0, le=10)
     grounding_threshold: float = Field(
         0.7, ge=0, le=1, description="share of an answer's content words that must occur in its source"

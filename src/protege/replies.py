@@ -1,10 +1,12 @@
 """JSON objects from a model's reply, for every stage that asks a model for one (synth's questions
 and judge, eval's judge).
 
-Calls that want JSON ask for it with `json_mode`, which local servers enforce with a grammar,
-so a small local model replies in the format. Hosted models without such a mode, and older
-servers, still wrap JSON in prose or code fences, use single quotes or leave a trailing comma:
-`parse_json_object` accepts all of that.
+A local model (served by protege's llama.cpp server) is asked with `json_format(schema)` as the
+request's response_format: the server's constrained decoding then holds even a small model to
+the schema, sizes and value ranges included. A hosted endpoint gets no response_format (their
+support for schemas differs, and an unsupported one fails the call); its replies, like those of
+any model that wraps JSON in prose or code fences, uses single quotes or leaves a trailing
+comma, are read by `parse_json_object`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,21 @@ import re
 from typing import Any
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
+
+
+def json_format(model_ref: str, schema: dict[str, Any]) -> dict[str, Any] | None:
+    """The response_format that constrains a local model's reply to `schema`; None for a hosted one."""
+    from protege.models.refs import parse_ref
+
+    return {"type": "json_object", "schema": schema} if parse_ref(model_ref).is_local_gguf else None
+
+
+def score_schema(*keys: str, text: str | None = None, text_chars: int = 160) -> dict[str, Any]:
+    """An object of integer scores 1-10 under `keys`, and optionally one short string field."""
+    props: dict[str, Any] = {k: {"type": "integer", "enum": list(range(1, 11))} for k in keys}
+    if text:
+        props[text] = {"type": "string", "maxLength": text_chars}
+    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
 
 
 class ReplyParseError(ValueError):

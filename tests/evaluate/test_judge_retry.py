@@ -11,7 +11,7 @@ import pytest
 
 from protege.config import ModelConfig
 from protege.evaluate import prompts
-from protege.evaluate.judge import ask, pairwise, parse_score
+from protege.evaluate.judge import RUBRIC_SCHEMA, ask, pairwise, parse_score
 from protege.models.cache import ResponseCache
 from protege.models.client import ChatClient
 
@@ -66,7 +66,7 @@ def test_a_malformed_reply_is_retried_once_as_a_follow_up(judge_endpoint):
 
     async def go():
         async with judge_endpoint() as c:
-            return await ask(c, [{"role": "user", "content": "CANDIDATE ANSWER: x"}], parse_score)
+            return await ask(c, [{"role": "user", "content": "CANDIDATE ANSWER: x"}], parse_score, RUBRIC_SCHEMA)
 
     j = asyncio.run(go())
     assert j.value == 6
@@ -84,7 +84,7 @@ def test_a_judge_that_fails_twice_gives_none_with_both_errors(judge_endpoint):
 
     async def go():
         async with judge_endpoint() as c:
-            return await ask(c, [{"role": "user", "content": "grade this"}], parse_score)
+            return await ask(c, [{"role": "user", "content": "grade this"}], parse_score, RUBRIC_SCHEMA)
 
     j = asyncio.run(go())
     assert j.value is None and len(j.errors) == 2
@@ -95,7 +95,7 @@ def test_a_judge_endpoint_that_is_down_is_an_error_not_a_crash(judge_endpoint):
     async def go():
         cfg = ModelConfig(ref="openai:judge@http://127.0.0.1:9/v1", max_retries=0, timeout_s=2)
         async with ChatClient(base_url="http://127.0.0.1:9/v1", model="judge", api_key="k", config=cfg) as c:
-            return await ask(c, [{"role": "user", "content": "grade"}], parse_score)
+            return await ask(c, [{"role": "user", "content": "grade"}], parse_score, RUBRIC_SCHEMA)
 
     j = asyncio.run(go())
     assert j.value is None and "judge call failed" in j.errors[0]

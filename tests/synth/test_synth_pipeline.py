@@ -174,3 +174,20 @@ def test_invented_facts_are_dropped_by_the_groundedness_check_even_when_the_judg
     with_facts = [r for r in kept if r["key_facts"]]
     assert len(with_facts) >= len(kept) / 2 and {r["source"]["chunks"][0] for r in kept if not r["key_facts"]} <= {"contact.md#0"}
     assert all(f in r["messages"][-1]["content"] and f != "open 24/7" for r in with_facts for f in r["key_facts"])
+
+
+def test_without_the_judge_no_judge_call_is_made_and_the_check_still_drops(project_dir: Path) -> None:
+    server, url = canned_endpoint.start(inventing=True)
+    try:
+        project = configure(project_dir, url, questions_per_chunk=3, type_mix={"factual": 1}, judge=False)
+        result = run(project)
+    finally:
+        server.shutdown()
+    kept = read_jsonl(result.train) + read_jsonl(result.eval)
+    assert kept and all(r["scores"] is None for r in kept)
+    assert {d["reason"] for d in read_jsonl(result.dropped)} == {"groundedness: numbers not in the source"}
+    judge = next(u for u in result.usage if u["role"] == "judge")
+    assert judge["calls"] == 0
+    card = " ".join(result.card.read_text().split())
+    assert "Judge: off (synth.judge)." in card and "(no judge ran: synth.judge is off)" in card and "not judged)" in card
+    assert "| kept (no judge: synth.judge is off) |" in card

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from protege.config import ModelConfig
+from protege.corpus.facts import contains
 from protege.project import Project
 from protege.synth import run
 
@@ -36,8 +37,11 @@ def test_real_teacher_writes_grounded_pairs(project_dir: Path, teacher_model: Mo
         assert question.strip() and answer.strip()
         assert any(t in answer.lower() for t in topics[r["source"]["chunks"][0]]), answer
         assert r["scores"]["groundedness"] >= 6 and r["teacher"]["ref"] == teacher_model.ref
+        # Key facts come from the source and the teacher's answer states them (checked through one normalization).
+        assert all(contains(r["source"]["text"], f) and contains(answer, f) for f in r["key_facts"])
+    assert any(r["key_facts"] for r in rows), rows
     card = result.card.read_text()
-    assert "| questions planned | 2 |" in card
+    assert "| questions planned | 2 |" in card and "## Groundedness and key facts" in card
     assert "Apache-2.0 (Qwen2.5-Coder): outputs may be used to train other models" in card
     assert "WARNING" not in card
 

@@ -1,11 +1,12 @@
 """The LLM judge: a 1-10 rubric score, and (eval.pairwise) a position-swapped pairwise verdict.
 
-The judge is asked in JSON mode, which a local server enforces, so a small local judge answers
-in the format. For endpoints without it, replies are parsed robustly (prose around the JSON, code
-fences, single quotes, trailing commas, a verdict outside JSON), and one that still cannot be
-read is retried once as a follow-up turn that quotes the problem (a different request, so the
-cache does not just return the same bad reply). A judgment that fails twice is returned as None with its error, so the
-report can count it: nothing is dropped silently.
+A local judge answers under constrained decoding (RUBRIC_SCHEMA, PAIRWISE_SCHEMA), so a small
+model answers in the format. Hosted judges answer unconstrained, and their replies are parsed
+robustly (prose around the JSON, code fences, single quotes, trailing commas, a verdict outside
+JSON); one that still cannot be read is retried once as a follow-up turn that quotes the problem
+(a different request, so the cache does not just return the same bad reply). A judgment that
+fails twice is returned as None with its error, so the report can count it: nothing is dropped
+silently.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from typing import Any, Literal, TypeVar
 from protege.errors import ProtegeError
 from protege.evaluate import prompts
 from protege.models.client import ChatClient
-from protege.replies import ReplyParseError, parse_json_object
+from protege.replies import ReplyParseError, json_format, parse_json_object, score_schema
 
 Verdict = Literal["win", "tie", "loss"]
 T = TypeVar("T")
+RUBRIC_SCHEMA = score_schema("score")
+PAIRWISE_SCHEMA = {"type": "object", "properties": {"winner": {"enum": ["A", "B", "tie"]}}, "required": ["winner"],
+                   "additionalProperties": False}  # fmt: skip
 
 
 def parse_score(text: str) -> int:
@@ -71,12 +75,13 @@ class Judgment:
     errors: list[str] = field(default_factory=list)
 
 
-async def ask(client: ChatClient, messages: list[dict[str, str]], parse: Callable[[str], T]) -> Judgment:
-    """Ask the judge; retry once as a follow-up turn if the reply cannot be parsed."""
+async def ask(client: ChatClient, messages: list[dict[str, str]], parse: Callable[[str], T], schema: dict[str, Any]) -> Judgment:
+    """Ask the judge (a local one held to `schema`); retry once as a follow-up turn if the reply cannot be parsed."""
     result = Judgment()
     for attempt in range(2):
         try:
-            reply = await client.complete(messages, max_tokens=prompts.JUDGE_MAX_TOKENS, temperature=0.0, json_mode=True)
+            reply = await client.complete(messages, max_tokens=prompts.JUDGE_MAX_TOKENS, temperature=0.0,
+                                          response_format=json_format(client.config.ref, schema))  # fmt: skip
         except ProtegeError as exc:
             result.errors.append(f"judge call failed: {exc}")
             return result
@@ -115,7 +120,7 @@ def pairwise_messages(row: dict[str, Any], answer_a: str, answer_b: str) -> list
 
 
 async def rubric(client: ChatClient, row: dict[str, Any], answer: str) -> Judgment:
-    return await ask(client, rubric_messages(row, answer), parse_score)
+    return await ask(client, rubric_messages(row, answer), parse_score, RUBRIC_SCHEMA)
 
 
 def student_verdict(winner: str | None, student_is_a: bool) -> Verdict | None:
@@ -145,8 +150,8 @@ def reconcile(first: Verdict | None, second: Verdict | None) -> Verdict | None:
 
 async def pairwise(client: ChatClient, row: dict[str, Any], student: str, teacher: str) -> tuple[list[Verdict | None], Judgment]:
     """Ask twice, student first then teacher first; the orders' verdicts and the reconciled one."""
-    a = await ask(client, pairwise_messages(row, student, teacher), parse_winner)
-    b = await ask(client, pairwise_messages(row, teacher, student), parse_winner)
+    a = await ask(client, pairwise_messages(row, student, teacher), parse_winner, PAIRWISE_SCHEMA)
+    b = await ask(client, pairwise_messages(row, teacher, student), parse_winner, PAIRWISE_SCHEMA)
     orders = [student_verdict(a.value, True), student_verdict(b.value, False)]
     errors = [f"pairwise student-first: {e}" for e in a.errors] + [f"pairwise teacher-first: {e}" for e in b.errors]
     return orders, Judgment(reconcile(*orders), errors)

@@ -30,7 +30,7 @@ def license_terms(model: ModelConfig) -> str:
 class GroundingCounts:
     threshold: float  # synth.grounding_threshold
     dropped: int  # pairs the groundedness check dropped
-    judge_kept: int  # of those, pairs the judge passed
+    judge_kept: int | None  # of those, pairs the judge passed (None: no judge)
 
 
 @dataclass
@@ -69,7 +69,7 @@ class CardData:
     logprobs_note: str
     redactions: int
     judge_retries: int
-    judge_threshold: float
+    judge_threshold: float | None  # None: synth.judge is off
     grounding: GroundingCounts
     key_facts: KeyFactCounts
     examples: list[dict[str, Any]] = field(default_factory=list)
@@ -94,7 +94,8 @@ def _grounding_lines(g: GroundingCounts, k: KeyFactCounts) -> list[str]:
         f"The groundedness check reads the text, not the teacher's opinion: every number in an answer must occur in what "
         f"the answer may draw on (the source, the excerpts shown, the system prompt, the question), and at least "
         f"{g.threshold:.0%} of its content words; an answer that should decline must decline. It dropped **{g.dropped}** "
-        f"pair(s); the judge alone would have kept **{g.judge_kept}** of them.",
+        f"pair(s)" + (f"; the judge alone would have kept **{g.judge_kept}** of them." if g.judge_kept is not None else
+                      " (no judge ran: synth.judge is off)."),
         "",
         f"Key facts (what a correct answer must state, for eval's fact recall): {k.with_facts} of {k.rows} kept rows have "
         f"them ({k.facts} facts; {k.from_answer} rows use the answer's numbers from the source because no fact the "
@@ -131,9 +132,9 @@ def render_card(d: CardData) -> str:
     lines += [f"- {reason}: {n}" for reason, n in sorted(d.dropped.items())] or ["- none"]
     lines += [
         "",
-        f"Judge threshold: groundedness and helpfulness both >= {d.judge_threshold:g} (judge re-asked {d.judge_retries} "
-        f"time(s) after a malformed answer). Guard: PII redactions in kept pairs: {d.redactions}. "
-        "Every dropped pair is in `dropped.jsonl` with its reason.",
+        (f"Judge threshold: groundedness and helpfulness both >= {d.judge_threshold:g} (judge re-asked {d.judge_retries} "
+         "time(s) after a malformed answer)." if d.judge_threshold is not None else "Judge: off (synth.judge).")
+        + f" Guard: PII redactions in kept pairs: {d.redactions}. Every dropped pair is in `dropped.jsonl` with its reason.",
         "",
         *_grounding_lines(d.grounding, d.key_facts),
         "## Type mix",
@@ -171,9 +172,10 @@ def render_card(d: CardData) -> str:
         question = row["messages"][-2]["content"]
         if row.get("context") is not None:
             question = question.rsplit("Question:", 1)[-1]
+        scores = row.get("scores")
+        judged = f"scores {scores['groundedness']:g}/{scores['helpfulness']:g}" if scores else "not judged"
         lines += [
-            f"**{row['id']}** ({row['type']}, {row['persona']}; from {', '.join(row['source']['chunks'])}; "
-            f"scores {row['scores']['groundedness']:g}/{row['scores']['helpfulness']:g})",
+            f"**{row['id']}** ({row['type']}, {row['persona']}; from {', '.join(row['source']['chunks'])}; {judged})",
             "",
             f"> **Q:** {_clip(question)}",
             ">",

@@ -1,7 +1,7 @@
 """The judge: groundedness and helpfulness of each pair, from a JSON answer parsed robustly.
 
-The judge is asked in JSON mode (a local server then holds a small model to the format). Without
-it, judges wrap their JSON in prose or code fences, use single quotes, or write "8/10";
+A local judge answers under constrained decoding (VERDICT_SCHEMA). Hosted ones, unconstrained,
+wrap their JSON in prose or code fences, use single quotes, or write "8/10";
 `parse_scores` accepts all of that. A reply with no usable scores is asked again once, with a
 follow-up turn (a new request, so the cache does not hand back the same bad answer).
 """
@@ -12,13 +12,14 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from protege.replies import json_objects
+from protege.replies import json_format, json_objects, score_schema
 from protege.synth import prompts
 
 if TYPE_CHECKING:
     from protege.models.client import ChatClient
 
 SCORE_KEYS = ("groundedness", "helpfulness")
+VERDICT_SCHEMA = score_schema(*SCORE_KEYS, text="reason", text_chars=160)
 _FENCE = re.compile(r"```(?:json)?", re.IGNORECASE)
 
 
@@ -65,12 +66,13 @@ def parse_scores(text: str) -> tuple[float, float, str] | None:
 
 async def judge_pair(client: "ChatClient", *, reference: str, qtype: str, question: str, answer: str) -> Verdict:
     messages = [{"role": "user", "content": prompts.JUDGE.format(reference=reference, qtype=qtype, question=question, answer=answer)}]
-    reply = await client.complete(messages, temperature=0.0, max_tokens=100, json_mode=True)
+    fmt = json_format(client.config.ref, VERDICT_SCHEMA)
+    reply = await client.complete(messages, temperature=0.0, max_tokens=100, response_format=fmt)
     parsed = parse_scores(reply.text)
     attempts = 1
     if parsed is None:
         retry = messages + [{"role": "assistant", "content": reply.text}, {"role": "user", "content": prompts.JUDGE_RETRY}]
-        reply = await client.complete(retry, temperature=0.0, max_tokens=120, json_mode=True)
+        reply = await client.complete(retry, temperature=0.0, max_tokens=120, response_format=fmt)
         parsed = parse_scores(reply.text)
         attempts = 2
     if parsed is None:

@@ -51,13 +51,28 @@ def atoms(text: str) -> list[str]:
         if words:
             names.append(" ".join(words))
             spans.append(m.span())
-    numbers = [m.group(0).strip().rstrip(".,:") for m in _NUMBER_RUN.finditer(text)
+    numbers = [_balanced(m.group(0).strip().rstrip(".,:")) for m in _NUMBER_RUN.finditer(text)
                if not any(a <= m.start() < b for a, b in spans)]  # "Otter 1" is a name, its 1 no fact of its own
     return [f for f in dict.fromkeys(numbers + names) if tokens(f)]
 
 
+def _balanced(text: str) -> str:
+    """"$209)" from "($209)" is "$209"; "(555) 555-0178" keeps its brackets."""
+    if text.endswith(")") and "(" not in text:
+        text = text[:-1]
+    return text[1:] if text.startswith("(") and ")" not in text else text
+
+
+def _specific(fact: str) -> bool:
+    """A number, a name, or two content words: "cleaning" alone is not a fact an answer could lack."""
+    words = [t for t in tokens(fact) if t not in STOPWORDS]
+    return any(ch.isdigit() or ch.isupper() for ch in fact) or len(words) >= 2
+
+
 def _candidates(fact: str) -> list[str]:
-    return [fact] if len(tokens(fact)) <= SHORT_FACT_TOKENS else atoms(fact)
+    if len(tokens(fact)) <= SHORT_FACT_TOKENS:
+        return [fact] if _specific(fact) else []
+    return atoms(fact)
 
 
 def key_facts(listed: list[str] | tuple[str, ...], *, source: str, answer: str, question: str, system: str,

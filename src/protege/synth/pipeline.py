@@ -165,7 +165,8 @@ def estimate_calls(project: "Project", corpus: Corpus, chunks: list[Chunk], plan
     aggregate_in = answer_in + n * len(synth.proposers) * answer_out
     rows.append(row("answers", c.teacher, n, aggregate_in, n * answer_out))
     judge_in = sum(150 + approx_tokens(q.reference()) + EST_QUESTION_TOKENS + answer_out for q in plan)
-    rows.append(row("judge", c.judge_model, n, judge_in, n * EST_JUDGE_TOKENS))
+    if synth.judge:
+        rows.append(row("judge", c.judge_model, n, judge_in, n * EST_JUDGE_TOKENS))
     models = {m.ref: m for m in (c.teacher, c.judge_model, *synth.proposers)}
     for r in rows:
         r.seconds = estimated_seconds(models[r.ref], r.prompt_tokens, r.completion_tokens)
@@ -277,27 +278,30 @@ async def _guard(progress: "Progress", guard: Any, items: list[_Item], corpus: C
     return redactions
 
 
-async def _judge(progress: "Progress", judge: "ChatClient", items: list[_Item], synth: Any) -> tuple[int, int]:
-    """Judge every safe pair, then drop the ungrounded ones and those below the judge's threshold.
-    Returns (pairs the groundedness check dropped, of which the judge alone would have kept)."""
+async def _filter(progress: "Progress", judge: "ChatClient", items: list[_Item], synth: Any) -> tuple[int, int | None]:
+    """Judge every safe pair (unless synth.judge is off), then drop the ungrounded ones and those
+    below the judge's threshold. Returns (pairs the groundedness check dropped, of which the judge
+    alone would have kept: None without a judge)."""
     alive = _alive(items)
-    judged = await _by_chunk(progress, "judge", alive, lambda it: judge_pair(
-        judge, reference=it.plan.reference(), qtype=it.plan.type, question=it.question or "", answer=it.answer.text))  # type: ignore[union-attr]  # fmt: skip
+    judged: list[Verdict | None] = [None] * len(alive)
+    if synth.judge:
+        judged = await _by_chunk(progress, "judge", alive, lambda it: judge_pair(
+            judge, reference=it.plan.reference(), qtype=it.plan.type, question=it.question or "", answer=it.answer.text))  # type: ignore[union-attr]  # fmt: skip
     ungrounded = judge_kept = 0
     for it, verdict in zip(alive, judged):
         it.verdict = verdict
-        passed = verdict.parsed and min(verdict.groundedness, verdict.helpfulness) >= synth.judge_threshold  # type: ignore[type-var]
+        passed = verdict is None or (verdict.parsed and min(verdict.groundedness, verdict.helpfulness) >= synth.judge_threshold)  # type: ignore[type-var]
         failure = it.grounding.failure(synth.grounding_threshold) if it.grounding else None
         if failure:
             it.dropped = failure
             ungrounded += 1
             judge_kept += passed
-        elif not verdict.parsed:
+        elif verdict is not None and not verdict.parsed:
             it.dropped = ("judge: malformed answer", verdict.reason)
         elif not passed:
             it.dropped = ("judge: below threshold",
-                          f"groundedness {verdict.groundedness:g}, helpfulness {verdict.helpfulness:g}: {verdict.reason}")  # fmt: skip
-    return ungrounded, judge_kept
+                          f"groundedness {verdict.groundedness:g}, helpfulness {verdict.helpfulness:g}: {verdict.reason}")  # type: ignore[union-attr]  # fmt: skip
+    return ungrounded, judge_kept if synth.judge else None
 
 
 @dataclass
@@ -335,7 +339,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
             await _questions(progress, teacher, items, project)
             await _answers(progress, teacher, proposers, items, top_k, _Context(synth, persona.text, project.name, chunks))
             redactions = await _guard(progress, guard, items, corpus)
-            ungrounded, judge_kept = await _judge(progress, judge, items, synth)
+            ungrounded, judge_kept = await _filter(progress, judge, items, synth)
     finally:
         for client in (teacher, judge, *proposers, guard):
             await client.aclose()
@@ -363,7 +367,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
         ("answered", n_answered),
         ("after guard", n_safe),
         ("after groundedness check", n_safe - ungrounded),
-        ("kept after judge", len(rows)),
+        ("kept after judge" if synth.judge else "kept (no judge: synth.judge is off)", len(rows)),
     ]
     card = CardData(
         project=project.name, docs_dir=str(project.docs_dir), config_hash=chash, code_version=protege.__version__,
@@ -376,7 +380,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
         + [(f"proposer {i + 1}", p.ref, license_terms(p)) for i, p in enumerate(synth.proposers)],
         logprobs_note=logprobs_note, redactions=redactions,
         judge_retries=sum(1 for it in items if it.verdict and it.verdict.attempts > 1),
-        judge_threshold=synth.judge_threshold, examples=pick_examples(rows, synth.seed),
+        judge_threshold=synth.judge_threshold if synth.judge else None, examples=pick_examples(rows, synth.seed),
         grounding=GroundingCounts(synth.grounding_threshold, ungrounded, judge_kept),
         key_facts=_key_fact_counts(items),
     )  # fmt: skip
@@ -424,7 +428,8 @@ def _row(it: _Item, project: "Project", chash: str, proposers: list["ChatClient"
     row["key_facts"] = it.key_facts.facts if it.key_facts else []
     row.update(
         teacher=teacher,
-        scores={"groundedness": it.verdict.groundedness, "helpfulness": it.verdict.helpfulness, "judge": c.judge_model.ref},  # type: ignore[union-attr]
+        scores={"groundedness": it.verdict.groundedness, "helpfulness": it.verdict.helpfulness, "judge": c.judge_model.ref}
+        if it.verdict else None,
         guard=it.guard,
         meta={"config_hash": chash, "code_version": protege.__version__, "format": c.synth.format},
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from protege.config import REFUSAL_TYPES
 from protege.corpus import Chunk
-from protege.replies import ReplyParseError, parse_json_object
+from protege.replies import ReplyParseError, json_format, parse_json_object
 from protege.synth import prompts
 from protege.synth.chains import in_chains
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from protege.config import SynthConfig
     from protege.models.client import ChatClient
 
-QUESTION_MAX_TOKENS = 100  # the question and its key facts, as JSON
+QUESTION_MAX_TOKENS = 150  # the question and its key facts, as JSON
 QUESTION_TEMPERATURE = 0.8
 DEFAULT_PERSONA = "a customer"
 
@@ -115,6 +116,16 @@ class WrittenQuestion:
 
 MAX_KEY_FACTS = 5
 MAX_FACT_CHARS = 120
+QUESTION_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "question": {"type": "string", "minLength": 8, "maxLength": 300},
+        "key_facts": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 60}, "maxItems": 3},
+    },
+    "required": ["question", "key_facts"],
+    "additionalProperties": False,
+}
+_QUESTION_FIELD = re.compile(r'"question"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
 def parse_question(text: str) -> WrittenQuestion | None:
@@ -123,7 +134,9 @@ def parse_question(text: str) -> WrittenQuestion | None:
     try:
         data = parse_json_object(text)
     except ReplyParseError:
-        question = clean_question(text)
+        # JSON cut short by max_tokens (a long list of facts) still holds its question; prose is the question.
+        m = _QUESTION_FIELD.search(text)
+        question = clean_question(json.loads(f'"{m.group(1)}"') if m else text) if m or "{" not in text else None
         return WrittenQuestion(question, ()) if question else None
     if isinstance(data.get("questions"), list) and data["questions"]:  # one question asked, a list written
         data = data["questions"][0] if isinstance(data["questions"][0], dict) else {"question": data["questions"][0]}
@@ -137,7 +150,7 @@ def parse_question(text: str) -> WrittenQuestion | None:
 
 async def write_question(client: "ChatClient", q: PlannedQuestion, name: str, seed: int) -> WrittenQuestion | None:
     reply = await client.complete(
-        [{"role": "user", "content": question_prompt(q, name)}], json_mode=True,
+        [{"role": "user", "content": question_prompt(q, name)}], response_format=json_format(client.config.ref, QUESTION_SCHEMA),
         temperature=QUESTION_TEMPERATURE, max_tokens=QUESTION_MAX_TOKENS, sample=q.index, seed=seed * 1_000_003 + q.index,
     )  # fmt: skip
     return parse_question(reply.text)
