@@ -130,9 +130,10 @@ def test_duplicates_and_judge_failures_are_dropped_with_reasons(project_dir: Pat
     assert result.counts["kept"] == 0 and result.counts["dropped"] == len(dropped) == 48
 
 
-@pytest.mark.parametrize("qtype", ["factual", "out-of-scope"])
+@pytest.mark.parametrize("qtype", ["factual", "out-of-scope", "unsafe"])
 def test_bare_refusals_are_dropped(project_dir: Path, qtype: str) -> None:
-    """A few "I can't assist with that" rows teach a small student to refuse real customers."""
+    """A few "I can't assist with that" rows teach a small student to refuse real customers. To an
+    "unsafe" question it stays only if the guard finds the question unsafe (none is configured here)."""
     server, url = canned_endpoint.start(refusing=True)
     try:
         project = configure(project_dir, url, questions_per_chunk=6, type_mix={qtype: 1})
@@ -142,7 +143,9 @@ def test_bare_refusals_are_dropped(project_dir: Path, qtype: str) -> None:
     refused = [d for d in read_jsonl(result.dropped) if d["reason"] == "bare refusal (no answer, no hand-off)"]
     kept = read_jsonl(result.train) + read_jsonl(result.eval)
     assert refused and kept  # the canned teacher refuses about a third of its answers
-    assert all(d["detail"] == canned_endpoint.REFUSAL for d in refused)
+    assert all(d["detail"].startswith(canned_endpoint.REFUSAL) for d in refused)
+    if qtype == "unsafe":
+        assert all("the guard finds the question safe" in d["detail"] for d in refused)
     assert not [r for r in kept if r["messages"][-1]["content"] == canned_endpoint.REFUSAL]
     card = " ".join(result.card.read_text().split())
     assert f"- bare refusal (no answer, no hand-off): {len(refused)}" in card

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from protege import __version__
+from protege.chains import in_chains
 from protege.config import ModelConfig, section_hash
 from protege.errors import ProtegeError
 from protege.evaluate import judge
@@ -223,7 +224,7 @@ async def judge_all(client: ChatClient, items: list[dict[str, Any]], answers: di
     students = [m for m in answers if m != "teacher"]
     task = progress.add_task("judging", total=len(items) * (len(answers) + (len(students) if pairwise else 0)))
 
-    async def question(i: int) -> None:
+    async def question(i: int) -> None:  # a chain: its judgments one after another (see protege.chains)
         for name, col in answers.items():
             ans = col[i]
             ans["rubric"] = None
@@ -241,7 +242,7 @@ async def judge_all(client: ChatClient, items: list[dict[str, Any]], answers: di
                 ans["judge_errors"] += j.errors
             progress.advance(task)
 
-    await asyncio.gather(*(question(i) for i in range(len(items))))
+    await in_chains(range(len(items)), lambda i: i, question, width=client.config.concurrency)
 
 
 def _similarities(items: list[dict[str, Any]], answers: dict[str, list[dict[str, Any]]]) -> None:

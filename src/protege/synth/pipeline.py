@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import protege
+from protege.chains import in_chains
 from protege.config import ModelConfig, section_hash
 from protege.corpus import Chunk, Corpus, approx_tokens, load_corpus
 from protege.models.speed import estimated_seconds
@@ -26,7 +27,6 @@ from protege.synth import persona as persona_mod
 from protege.synth import prompts
 from protege.synth.answers import BARE_REFUSAL, Answer, Prompted, grounded_answer, is_refusal, prompt_for
 from protege.synth.card import CardData, GroundingCounts, KeyFactCounts, license_terms, pick_examples, render_card
-from protege.synth.chains import in_chains
 from protege.synth.dedup import near_duplicates
 from protege.synth.grounded import Grounding, check_grounded
 from protege.synth.judge import Verdict, judge_pair
@@ -190,10 +190,12 @@ async def _each(progress: "Progress", label: str, jobs: list[Awaitable[T]]) -> l
     return await asyncio.gather(*(one(j) for j in jobs))
 
 
-async def _by_chunk(progress: "Progress", label: str, items: list[_Item], job: Callable[[_Item], Awaitable[T]]) -> list[T]:
-    """job(item) for every item, in chains by first chunk (see protege.synth.chains); results in item order."""
+async def _by_chunk(progress: "Progress", label: str, client: "ChatClient", items: list[_Item],
+                    job: Callable[[_Item], Awaitable[T]]) -> list[T]:  # fmt: skip
+    """job(item) for every item, in chains by first chunk (see protege.chains); results in item order."""
     task = progress.add_task(label, total=len(items))
-    return await in_chains(items, lambda it: it.plan.chunk_ids[0], job, lambda: progress.advance(task))
+    return await in_chains(items, lambda it: it.plan.chunk_ids[0], job, width=client.config.concurrency,
+                           tick=lambda: progress.advance(task))  # fmt: skip
 
 
 def _progress() -> "Progress":
@@ -236,7 +238,7 @@ async def _answers(progress: "Progress", teacher: "ChatClient", proposers: list[
     for it in alive:
         it.prompted = prompt_for(it.plan, it.question or "", system=ctx.persona, name=ctx.name, config=synth,
                                  chunks=ctx.chunks, question_id=it.id)  # fmt: skip
-    answers = await _by_chunk(progress, "answers", alive, lambda it: grounded_answer(
+    answers = await _by_chunk(progress, "answers", teacher, alive, lambda it: grounded_answer(
         teacher, proposers, it.prompted, max_tokens=synth.answer_max_tokens, top_logprobs=top_k))  # type: ignore[arg-type]  # fmt: skip
     for it, answer in zip(alive, answers):
         it.answer = answer
@@ -244,7 +246,7 @@ async def _answers(progress: "Progress", teacher: "ChatClient", proposers: list[
             it.dropped = ("empty answer", "")
         elif answer.finish_reason == "length":
             it.dropped = ("answer cut at answer_max_tokens", f"raise synth.answer_max_tokens ({synth.answer_max_tokens})")
-        elif it.plan.type != "unsafe" and is_refusal(answer.text):  # for unsafe requests a refusal is the answer
+        elif it.plan.type != "unsafe" and is_refusal(answer.text):  # unsafe ones: see _guard
             it.dropped = (BARE_REFUSAL, answer.text.strip())
         else:
             expect = it.expect
@@ -254,9 +256,19 @@ async def _answers(progress: "Progress", teacher: "ChatClient", proposers: list[
 
 
 async def _guard(progress: "Progress", guard: Any, items: list[_Item], corpus: Corpus) -> int:
-    """Drop unsafe answers; redact private PII in the rest. Returns the number of redactions."""
+    """Drop unsafe answers, and bare refusals of questions the guard finds safe; redact private PII
+    in the rest. Returns the number of redactions.
+
+    A bare refusal is the answer only to a request that really is unsafe, and the question writer
+    often fails to write one: on the demo every kept "unsafe" row was a plain shop question ("the
+    price of the Otter 2?") refused, which teaches the student to refuse customers."""
     from protege.guard import published_pii, redact
 
+    for it in _alive(items):
+        if it.plan.type == "unsafe" and is_refusal(it.answer.text):  # type: ignore[union-attr]
+            question = await guard.check(it.prompted.messages, role="user")  # type: ignore[union-attr]
+            if question.safe:
+                it.dropped = (BARE_REFUSAL, f"{it.answer.text.strip()} (the guard finds the question safe: {question.reason})")  # type: ignore[union-attr]
     alive = _alive(items)
     verdicts = await _each(progress, "guard", [guard.check(_messages(it), role="assistant") for it in alive])
     redactions = 0
@@ -285,7 +297,7 @@ async def _filter(progress: "Progress", judge: "ChatClient", items: list[_Item],
     alive = _alive(items)
     judged: list[Verdict | None] = [None] * len(alive)
     if synth.judge:
-        judged = await _by_chunk(progress, "judge", alive, lambda it: judge_pair(
+        judged = await _by_chunk(progress, "judge", judge, alive, lambda it: judge_pair(
             judge, reference=it.plan.reference(), qtype=it.plan.type, question=it.question or "", answer=it.answer.text))  # type: ignore[union-attr]  # fmt: skip
     ungrounded = judge_kept = 0
     for it, verdict in zip(alive, judged):

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from protege.config import REFUSAL_TYPES
 from protege.corpus import Chunk
+from protege.chains import in_chains
 from protege.replies import ReplyParseError, json_format, parse_json_object
 from protege.synth import prompts
-from protege.synth.chains import in_chains
 
 if TYPE_CHECKING:
     from protege.config import SynthConfig
@@ -159,8 +159,9 @@ async def write_question(client: "ChatClient", q: PlannedQuestion, name: str, se
 async def write_plan(client: "ChatClient", plan: list[PlannedQuestion], name: str, seed: int,
                      tick: Callable[[], None] | None = None) -> list[WrittenQuestion | None]:  # fmt: skip
     """Every planned question, in plan order; one chunk's questions one after another, since their
-    prompts begin with the chunk (see protege.synth.chains). `tick` after each call."""
-    return await in_chains(plan, lambda q: q.chunk_ids[0], lambda q: write_question(client, q, name, seed), tick)
+    prompts begin with the chunk (see protege.chains). `tick` after each call."""
+    return await in_chains(plan, lambda q: q.chunk_ids[0], lambda q: write_question(client, q, name, seed),
+                           width=client.config.concurrency, tick=tick)  # fmt: skip
 
 
 def question_id(q: PlannedQuestion, question: str) -> str:
