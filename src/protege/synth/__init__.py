@@ -4,6 +4,7 @@
     result = protege.synth.run(project, dry_run=True)  # calls, tokens and cost; no call made
 """
 
-from protege.synth.pipeline import EstimateRow, SynthResult, run
+from protege.synth.estimate import EstimateRow
+from protege.synth.pipeline import SynthResult, run
 
 __all__ = ["EstimateRow", "SynthResult", "run"]

@@ -19,19 +19,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import protege
-from protege.chains import in_chains
-from protege.config import ModelConfig, section_hash
-from protege.corpus import Chunk, Corpus, approx_tokens, load_corpus
-from protege.models.speed import estimated_seconds
+from protege.chains import in_chains, width_for
+from protege.config import section_hash
+from protege.corpus import Chunk, Corpus, load_corpus
 from protege.synth import persona as persona_mod
-from protege.synth import prompts
 from protege.synth.answers import BARE_REFUSAL, Answer, Prompted, grounded_answer, is_refusal, prompt_for
 from protege.synth.card import CardData, GroundingCounts, KeyFactCounts, license_terms, pick_examples, render_card
 from protege.synth.dedup import near_duplicates
+from protege.synth.estimate import EstimateRow, estimate_calls
 from protege.synth.grounded import Grounding, check_grounded
 from protege.synth.judge import Verdict, judge_pair
 from protege.synth.key_facts import KeyFacts, key_facts
-from protege.synth.questions import PlannedQuestion, plan_questions, question_id, question_prompt, write_plan
+from protege.synth.questions import PlannedQuestion, plan_questions, question_id, write_plan
 from protege.synth.split import split_by_chunk
 
 if TYPE_CHECKING:
@@ -41,23 +40,6 @@ if TYPE_CHECKING:
     from protege.project import Project
 
 T = TypeVar("T")
-# Guesses for --dry-run only: completion lengths the teacher and judge typically write.
-EST_QUESTION_TOKENS = 30
-EST_QUESTION_REPLY_TOKENS = 50  # a question and its key facts, as JSON
-EST_JUDGE_TOKENS = 50
-EST_ANSWER_SHARE = 0.5
-EST_VOICE_PROFILE_TOKENS = 300
-
-
-@dataclass
-class EstimateRow:
-    step: str
-    ref: str
-    calls: int
-    prompt_tokens: int
-    completion_tokens: int
-    cost_usd: float
-    seconds: float | None = None  # local models only: from their measured speed (models/speed.py)
 
 
 @dataclass
@@ -134,49 +116,6 @@ def run(project: "Project", dry_run: bool = False) -> SynthResult:
     return asyncio.run(_synthesize(project, corpus, chunks, plan))
 
 
-def estimate_calls(project: "Project", corpus: Corpus, chunks: list[Chunk], plan: list[PlannedQuestion]) -> list[EstimateRow]:
-    """Calls, tokens and cost before any call is made (upper bounds on calls; tokens estimated)."""
-    c = project.config
-    synth = c.synth
-
-    def row(step: str, model: ModelConfig, calls: int, prompt: int, completion: int) -> EstimateRow:
-        cost = (prompt * model.price_input + completion * model.price_output) / 1e6
-        return EstimateRow(step, model.ref, calls, prompt, completion, cost)
-
-    rows = []
-    voice_prompt = persona_mod.pending_call(project, corpus)
-    if voice_prompt:
-        rows.append(row("voice profile", c.teacher, 1, approx_tokens(voice_prompt), persona_mod.VOICE_MAX_TOKENS))
-        system_tokens = EST_VOICE_PROFILE_TOKENS
-    else:
-        existing = _text_of(project.paths.persona)
-        system_tokens = approx_tokens(c.persona or existing or prompts.DEFAULT_SYSTEM.format(name=project.name))
-    if synth.logprobs:
-        rows.append(row("logprobs probe", c.teacher, 1, 10, 2))
-    n = len(plan)
-    rows.append(row("questions", c.teacher, n, sum(approx_tokens(question_prompt(q, project.name)) for q in plan),
-                    n * EST_QUESTION_REPLY_TOKENS))  # fmt: skip
-    answer_out = int(synth.answer_max_tokens * EST_ANSWER_SHARE)
-    answer_in = sum(system_tokens + 60 + approx_tokens(q.reference()) + EST_QUESTION_TOKENS for q in plan)
-    if synth.format == "raft":
-        answer_in += n * synth.raft_distractors * synth.chunk_tokens
-    for p in synth.proposers:
-        rows.append(row("proposals (MoA)", p, n, answer_in, n * answer_out))
-    aggregate_in = answer_in + n * len(synth.proposers) * answer_out
-    rows.append(row("answers", c.teacher, n, aggregate_in, n * answer_out))
-    judge_in = sum(150 + approx_tokens(q.reference()) + EST_QUESTION_TOKENS + answer_out for q in plan)
-    if synth.judge:
-        rows.append(row("judge", c.judge_model, n, judge_in, n * EST_JUDGE_TOKENS))
-    models = {m.ref: m for m in (c.teacher, c.judge_model, *synth.proposers)}
-    for r in rows:
-        r.seconds = estimated_seconds(models[r.ref], r.prompt_tokens, r.completion_tokens)
-    return rows
-
-
-def _text_of(path: Path) -> str | None:
-    return path.read_text(encoding="utf-8") if path.is_file() else None
-
-
 async def _each(progress: "Progress", label: str, jobs: list[Awaitable[T]]) -> list[T]:
     """Await jobs concurrently (the client bounds concurrency); results in job order."""
     task = progress.add_task(label, total=len(jobs))
@@ -194,7 +133,7 @@ async def _by_chunk(progress: "Progress", label: str, client: "ChatClient", item
                     job: Callable[[_Item], Awaitable[T]]) -> list[T]:  # fmt: skip
     """job(item) for every item, in chains by first chunk (see protege.chains); results in item order."""
     task = progress.add_task(label, total=len(items))
-    return await in_chains(items, lambda it: it.plan.chunk_ids[0], job, width=client.config.concurrency,
+    return await in_chains(items, lambda it: it.plan.chunk_ids[0], job, width=width_for(client),
                            tick=lambda: progress.advance(task))  # fmt: skip
 
 
