@@ -19,7 +19,10 @@ if TYPE_CHECKING:
     from protege.models.client import ChatClient
 
 SCORE_KEYS = ("groundedness", "helpfulness")
-VERDICT_SCHEMA = score_schema(*SCORE_KEYS, text="reason", text_chars=160)
+# Scores only: no reason is asked for (a sentence is ~25 tokens, ~1.7 s per pair on a CPU teacher, and
+# the scores alone decide); a hosted judge that gives one anyway has it kept.
+VERDICT_SCHEMA = score_schema(*SCORE_KEYS)
+JUDGE_MAX_TOKENS = 32
 _FENCE = re.compile(r"```(?:json)?", re.IGNORECASE)
 
 
@@ -67,12 +70,12 @@ def parse_scores(text: str) -> tuple[float, float, str] | None:
 async def judge_pair(client: "ChatClient", *, reference: str, qtype: str, question: str, answer: str) -> Verdict:
     messages = [{"role": "user", "content": prompts.JUDGE.format(reference=reference, qtype=qtype, question=question, answer=answer)}]
     fmt = json_format(client.config.ref, VERDICT_SCHEMA)
-    reply = await client.complete(messages, temperature=0.0, max_tokens=100, response_format=fmt)
+    reply = await client.complete(messages, temperature=0.0, max_tokens=JUDGE_MAX_TOKENS, response_format=fmt)
     parsed = parse_scores(reply.text)
     attempts = 1
     if parsed is None:
         retry = messages + [{"role": "assistant", "content": reply.text}, {"role": "user", "content": prompts.JUDGE_RETRY}]
-        reply = await client.complete(retry, temperature=0.0, max_tokens=120, response_format=fmt)
+        reply = await client.complete(retry, temperature=0.0, max_tokens=JUDGE_MAX_TOKENS, response_format=fmt)
         parsed = parse_scores(reply.text)
         attempts = 2
     if parsed is None:

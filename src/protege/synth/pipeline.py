@@ -250,8 +250,8 @@ async def _filter(progress: "Progress", judge: "ChatClient", items: list[_Item],
         elif verdict is not None and not verdict.parsed:
             it.dropped = ("judge: malformed answer", verdict.reason)
         elif not passed:
-            it.dropped = ("judge: below threshold",
-                          f"groundedness {verdict.groundedness:g}, helpfulness {verdict.helpfulness:g}: {verdict.reason}")  # type: ignore[union-attr]  # fmt: skip
+            scores = f"groundedness {verdict.groundedness:g}, helpfulness {verdict.helpfulness:g}"  # type: ignore[union-attr]
+            it.dropped = ("judge: below threshold", scores + (f": {verdict.reason}" if verdict.reason else ""))  # type: ignore[union-attr]
     return ungrounded, judge_kept if synth.judge else None
 
 

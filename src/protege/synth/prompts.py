@@ -93,6 +93,6 @@ Answer:
 Score two things from 1 to 10:
 - groundedness: every claim is supported by the reference (for refusal types: it refuses or hands off instead of inventing)
 - helpfulness: it answers what was asked, clearly and politely (for refusal types: a polite, useful refusal or hand-off)
-Reply with JSON only: {{"groundedness": <1-10>, "helpfulness": <1-10>, "reason": "<one short sentence>"}}"""
+Reply with JSON only: {{"groundedness": <1-10>, "helpfulness": <1-10>}}"""
 
-JUDGE_RETRY = 'That was not valid JSON. Reply with only the JSON object: {"groundedness": <1-10>, "helpfulness": <1-10>, "reason": "..."}'
+JUDGE_RETRY = 'That was not valid JSON. Reply with only the JSON object: {"groundedness": <1-10>, "helpfulness": <1-10>}'
