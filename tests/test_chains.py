@@ -39,13 +39,3 @@ def test_any_width_gives_every_result(width):
 
     assert asyncio.run(in_chains(range(10), lambda x: x % 3, job, width=width)) == [x * x for x in range(10)]
 
-
-def test_width_is_one_chain_per_server_slot():
-    from types import SimpleNamespace
-
-    from protege.chains import width_for
-    from protege.config import ModelConfig
-
-    local = SimpleNamespace(config=ModelConfig(ref="embedded:qwen2.5-coder-1.5b-instruct", concurrency=4))
-    hosted = SimpleNamespace(config=ModelConfig(ref="openai:gpt-4o@https://api.openai.com/v1", concurrency=16))
-    assert width_for(local) == 1 and width_for(hosted) == 16

@@ -4,32 +4,22 @@ A llama.cpp server keeps each slot's last prompt and computes only what a new re
 it. Synth's prompts for one chunk (its question, answer and judge calls) begin with that chunk,
 and eval's judgments of one question's answers share everything before the answer. When such
 calls follow each other in a chain, the shared part is computed once per chain, not once per
-call. `width` chains run at a time (`width_for`: one per server slot), each to
-its end before a worker takes the next: were every chain started at once, the client's
-semaphore would hand out the first call of every chain before any second one, and each slot
-would have moved on to other prompts by then. For a hosted endpoint the order costs nothing.
+call. Callers pass the client's concurrency as `width` (for a local model, llama-server's slot
+count): each slot then holds one chain, and llama-server gives a request the slot whose cached
+prompt it shares most. Each chain runs to its end before a worker takes the next: were every
+chain started at once, the client's semaphore would hand out the first call of every chain
+before any second one, and each slot would have moved on to other prompts by then. For a hosted
+endpoint the order costs nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from typing import TYPE_CHECKING, TypeVar
-
-if TYPE_CHECKING:
-    from protege.models.client import ChatClient
+from typing import TypeVar
 
 T = TypeVar("T")
 I = TypeVar("I")
-
-
-def width_for(client: "ChatClient") -> int:
-    """How many chains to run at once: as many calls as the endpoint serves at a time. protege's
-    local server (llama_cpp.server) has one slot: there every chain runs alone, and a chain's
-    prompts reach the slot back to back; a hosted endpoint takes the client's concurrency."""
-    from protege.models.refs import parse_ref
-
-    return 1 if parse_ref(client.config.ref).is_local_gguf else client.config.concurrency
 
 
 async def in_chains(items: Sequence[I], key: Callable[[I], Hashable], job: Callable[[I], Awaitable[T]], *,

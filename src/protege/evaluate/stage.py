@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from protege import __version__
-from protege.chains import in_chains, width_for
+from protege.chains import in_chains
 from protege.config import ModelConfig, section_hash
 from protege.errors import ProtegeError
 from protege.evaluate import judge
@@ -242,7 +242,7 @@ async def judge_all(client: ChatClient, items: list[dict[str, Any]], answers: di
                 ans["judge_errors"] += j.errors
             progress.advance(task)
 
-    await in_chains(range(len(items)), lambda i: i, question, width=width_for(client))
+    await in_chains(range(len(items)), lambda i: i, question, width=client.concurrency)
 
 
 def _similarities(items: list[dict[str, Any]], answers: dict[str, list[dict[str, Any]]]) -> None:

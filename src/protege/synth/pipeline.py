@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import protege
-from protege.chains import in_chains, width_for
+from protege.chains import in_chains
 from protege.config import section_hash
 from protege.corpus import Chunk, Corpus, load_corpus
 from protege.synth import persona as persona_mod
@@ -133,7 +133,7 @@ async def _by_chunk(progress: "Progress", label: str, client: "ChatClient", item
                     job: Callable[[_Item], Awaitable[T]]) -> list[T]:  # fmt: skip
     """job(item) for every item, in chains by first chunk (see protege.chains); results in item order."""
     task = progress.add_task(label, total=len(items))
-    return await in_chains(items, lambda it: it.plan.chunk_ids[0], job, width=width_for(client),
+    return await in_chains(items, lambda it: it.plan.chunk_ids[0], job, width=client.concurrency,
                            tick=lambda: progress.advance(task))  # fmt: skip
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from protege.config import REFUSAL_TYPES
 from protege.corpus import Chunk
-from protege.chains import in_chains, width_for
+from protege.chains import in_chains
 from protege.replies import ReplyParseError, json_format, parse_json_object
 from protege.synth import prompts
 
@@ -161,7 +161,7 @@ async def write_plan(client: "ChatClient", plan: list[PlannedQuestion], name: st
     """Every planned question, in plan order; one chunk's questions one after another, since their
     prompts begin with the chunk (see protege.chains). `tick` after each call."""
     return await in_chains(plan, lambda q: q.chunk_ids[0], lambda q: write_question(client, q, name, seed),
-                           width=width_for(client), tick=tick)  # fmt: skip
+                           width=client.concurrency, tick=tick)  # fmt: skip
 
 
 def question_id(q: PlannedQuestion, question: str) -> str:
