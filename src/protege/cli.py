@@ -202,15 +202,16 @@ def eval_(
         next_steps(f"[green]Wrote[/] {c.md_path} and {c.html_path}")
         return
     from protege.evaluate import run as run_eval
-    from protege.evaluate.report import est, main_student
+    from protege.evaluate.report import headline_table
 
     result = run_eval(project, run=run, fail_under=fail_under)
     s = result.summary
-    student = main_student(s)
-    out.print(f"{student} student: mean rubric {est(s['rubric'][student])}; teacher {est(s['rubric']['teacher'])}")
-    if s["trained"]:
-        out.print(f"[bold]gap recovered[/] {est(s['gap_recovered'])}")
-    else:
+    headline = headline_table(s)
+    table = Table(*headline.header, title=f"protege eval: {s['run']}, {s['n_questions']} held-out questions (95% CI)")
+    for row in headline.rows:
+        table.add_row(*row)
+    out.print(table)
+    if not s["trained"]:
         out.print(f"[yellow]{s['note']}[/]")
     next_steps(
         f"[green]Wrote[/] {result.report_dir}/report.html (and report.md, summary.json, results.jsonl)",

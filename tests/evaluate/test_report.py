@@ -90,8 +90,8 @@ def test_report_shows_fact_recall_paired_gaps_and_judge_agreement(tmp_path):
     results[0]["answers"]["trained"]["facts_missing"] = ["$79"]
     write_report(tmp_path, results, summarize(results, make_info(trained=True)))
     md = (tmp_path / "report.md").read_text()
-    assert "| fact recall (key facts stated) | 67% [" in md  # gap recovered on fact recall: 2 / 3
-    assert "trained - untrained (paired mean difference)" in md and "50.0 pts" in md
+    assert "| gap recovered (paired) | 48% [" in md and "(n=4) | 67% [" in md  # rubric 2.75 / 5.75; facts 0.5 / 0.75
+    assert "| trained - untrained (paired) | 2.75 [" in md and "| 50.0 pts [" in md
     assert "## Fact recall" in md and "| factual | 4 | 25% | 75% | 100% |" in md
     assert "**Judge agreement** with fact recall over 12 answers to 4 questions: Spearman" in md
     assert "fact recall 50% (missing: $79)" in md and "[key facts: $79]" in md

@@ -131,6 +131,8 @@ def test_rerun_is_free_and_the_cli_gate_exits_1(evaluated):
     ok = CliRunner().invoke(app, ["eval", str(project.root), "--fail-under", "0"])
     assert ok.exit_code == 0, ok.output
     assert "report.html" in ok.output
+    # The headline table: both metrics per model, and the paired gap recovered of each.
+    assert "fact recall (key facts)" in ok.output and "gap recovered (paired)" in ok.output and "(n=2)" in ok.output
 
 
 def test_the_html_report_opens_with_its_plots(evaluated, browser):

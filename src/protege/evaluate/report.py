@@ -183,8 +183,7 @@ def build_blocks(results: list[dict[str, Any]], summary: dict[str, Any], images:
                        f"Intervals are 95% (bootstrap, {summary['eval_config']['bootstrap']} resamples; Wilson for shares)."))  # fmt: skip
     if summary["note"]:
         blocks.append(Para(f"**Note:** {summary['note']}."))
-    if summary["trained"]:
-        blocks += _headline(summary)
+    blocks += _headline(summary)
     gate = summary.get("gate")
     if gate:
         verdict = "passed" if gate["passed"] else f"FAILED: {gate['reason']}"
@@ -276,18 +275,23 @@ def _speed_blocks(summary: dict[str, Any], models: list[str]) -> list[Block]:
     return blocks
 
 
+def headline_table(summary: dict[str, Any]) -> Table:
+    """Both metrics per model and, with a trained run, the paired gap recovered and trained -
+    untrained difference: the table `protege eval` prints and report.md opens with."""
+    rows = [[m, est(summary["rubric"][m]), est(summary["fact_recall"][m], 0, 100, "%")] for m in _models(summary)]
+    if summary["trained"]:
+        diff = summary["trained_minus_untrained"]
+        rows += [["gap recovered (paired)", est(summary["gap_recovered"], 0, 100, "%"), est(summary["gap_recovered_fact_recall"], 0, 100, "%")],
+                 ["trained - untrained (paired)", est(diff["rubric"], 2), est(diff["fact_recall"], 1, 100, " pts")]]  # fmt: skip
+    return Table(["", "rubric (judge, 1-10)", "fact recall (key facts)"], rows)
+
+
 def _headline(summary: dict[str, Any]) -> list[Block]:
-    """Gap recovered and the paired trained - untrained difference, for both metrics."""
-    diff = summary["trained_minus_untrained"]
-    gap, gap_facts = summary["gap_recovered"], summary["gap_recovered_fact_recall"]
-    return [
-        Para("**Gap recovered**, mean(trained - untrained) / mean(teacher - untrained) over the same questions, "
-             "with a paired bootstrap interval (questions resampled with all their answers):"),
-        Table(["metric", "gap recovered", "trained - untrained (paired mean difference)"], [
-            ["rubric (judge, 1-10)", est(gap, 0, 100, "%"), est(diff["rubric"], 2)],
-            ["fact recall (key facts stated)", est(gap_facts, 0, 100, "%"), est(diff["fact_recall"], 1, 100, " pts")],
-        ]),
-    ]  # fmt: skip
+    blocks: list[Block] = [headline_table(summary)]
+    if summary["trained"]:
+        blocks.append(Para("**Gap recovered** is mean(trained - untrained) / mean(teacher - untrained) over the same questions; "
+                           "its interval and the paired difference's are paired bootstraps (questions resampled with all their answers)."))  # fmt: skip
+    return blocks
 
 
 def _fact_blocks(results: list[dict[str, Any]], summary: dict[str, Any], models: list[str]) -> list[Block]:
