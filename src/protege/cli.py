@@ -344,10 +344,35 @@ def guard_check(
     out.print(f"verdict: {label}  (source: {verdict.source}; {escape(verdict.reason)})")
     out.print(f"pii: {', '.join(verdict.pii) or 'none'}; injection: {'yes' if verdict.injection else 'no'}; {n} span(s) redacted")
     out.print(escape(redacted), highlight=False, soft_wrap=True)
-    llm = "rules only" if rules_only or project is None or project.config.guard.llm is None else "rules + LLM guard"
-    err.print(f"[dim]Checked with {llm}. Next: set guard.llm / guard.policy in protege.yaml; serve applies them to every request.[/]")
+    cfg = project.config.guard if project and not rules_only else None
+    layers = " + ".join(["rules"] + (["distilled guard"] if cfg and cfg.classifier else []) + (["LLM guard"] if cfg and cfg.llm else []))
+    err.print(f"[dim]Checked with {layers}. Next: set guard.classifier / guard.llm / guard.policy in protege.yaml; "
+              "serve applies them to every request.[/]")  # fmt: skip
     if not verdict.safe:
         raise typer.Exit(1)
+
+
+@guard_app.command("distill")
+def guard_distill(
+    project_dir: Annotated[Optional[Path], typer.Argument(help="project folder: its teacher writes and labels, artifacts/guard/ gets the classifier")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="write the classifier here instead")] = None,
+    labeled: Annotated[Optional[Path], typer.Option("--labeled", help="a labelled guard set (JSONL); only its train split is used")] = None,
+    per_call: Annotated[int, typer.Option("--per-call", min=2, max=20, help="messages the teacher writes per call")] = 10,
+) -> None:
+    """Distill the LLM guard into a classifier on MiniLM embeddings (a few ms per check)."""
+    from protege.guard.distill import run as run_distill
+    from protege.project import Project
+
+    project = Project.load(project_dir) if project_dir else None
+    r = run_distill(project, out=out, labeled=labeled, n=per_call)
+    info = r.classifier.info["rows"]
+    next_steps(
+        f"[green]Distilled[/] the guard into {r.out}/classifier.json + classifier.npz (threshold {r.classifier.threshold:.3f}; "
+        f"{info['teacher']} teacher-labelled rows, {r.disagreed} of {r.written} written dropped as the teacher-guard disagreed; "
+        f"{info['labeled']} labelled rows; rows in {r.out}/train.jsonl)",
+        f"Next: set guard.classifier: {r.out} in protege.yaml (relative to the project), then "
+        f"python bench/guard_eval.py --classifier {r.out}",
+    )
 
 
 route_app = typer.Typer(help="Learn when the student is enough: fit, calibrate and inspect the router.", no_args_is_help=True)

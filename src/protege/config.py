@@ -178,6 +178,11 @@ class GuardConfig(Strict):
     )
     policy: Literal["block", "flag"] = "block"
     redact_pii: bool = True
+    classifier: str | None = Field(
+        None,
+        description="the distilled guard, checked before the LLM guard in a few ms: 'default' (shipped with "
+        "protege) or a folder with classifier.json, relative to the project (e.g. artifacts/guard)",
+    )
 
 
 class ServeConfig(Strict):

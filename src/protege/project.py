@@ -52,6 +52,11 @@ class ArtifactPaths:
     def models(self) -> Path:
         return self.artifacts / "models"
 
+    @property
+    def guard(self) -> Path:
+        """The project's distilled guard (`protege guard distill`): classifier.json/.npz, train.jsonl."""
+        return self.artifacts / "guard"
+
     def model_run(self, run: str) -> Path:
         return self.models / run
 

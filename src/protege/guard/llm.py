@@ -22,12 +22,15 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from protege.config import ModelConfig
 from protege.errors import ProtegeError
 from protege.guard import prompts
 from protege.models.refs import parse_ref
+
+if TYPE_CHECKING:
+    from protege.models.client import Completion
 
 Role = Literal["user", "assistant"]
 MAX_TOKENS = 16  # "unsafe\nS1,S9,S14" and a little slack: the verdict is short by contract
@@ -149,21 +152,24 @@ class LLMGuard:
         if self.native:
             return conversation
         shots = []
-        for question, answer in prompts.SHOTS:
+        for shot, answer in prompts.SHOTS:
             shown = prompts.json_answer(answer) if self.constrained else answer
-            shots += [{"role": "user", "content": prompts.render([{"role": "user", "content": question}])},
-                      {"role": "assistant", "content": shown}]  # fmt: skip
+            shots += [{"role": "user", "content": prompts.render(list(shot))}, {"role": "assistant", "content": shown}]
         return [{"role": "system", "content": prompts.SYSTEM}, *shots, {"role": "user", "content": prompts.render(conversation)}]
 
-    async def ask(self, conversation: list[dict[str, str]], *, use_cache: bool = True) -> str:
-        """The guard model's raw answer for a conversation whose last turn is assessed."""
+    async def answer(self, conversation: list[dict[str, str]], *, use_cache: bool = True) -> "Completion":
+        """The guard model's completion for a conversation whose last turn is assessed (a cached one
+        keeps the latency of the call that made it)."""
         if self._client is None:
             from protege.models.endpoint import open_client
 
             self._client = open_client(self.model, cache_path=self.cache_path)
         fmt = {"response_format": VERDICT_FORMAT, "max_tokens": JSON_MAX_TOKENS} if self.constrained else {"max_tokens": MAX_TOKENS}
-        c = await self._client.complete(self._messages(conversation), temperature=0.0, use_cache=use_cache, **fmt)
-        return c.text
+        return await self._client.complete(self._messages(conversation), temperature=0.0, use_cache=use_cache, **fmt)
+
+    async def ask(self, conversation: list[dict[str, str]], *, use_cache: bool = True) -> str:
+        """The guard model's raw answer for a conversation whose last turn is assessed."""
+        return (await self.answer(conversation, use_cache=use_cache)).text
 
     def read(self, raw: str) -> LLMVerdict:
         """The verdict in an answer of this guard's model (GuardFormatError if there is none)."""

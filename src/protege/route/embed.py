@@ -76,12 +76,15 @@ class QueryEncoder:
                 )
             )  # fmt: skip
 
-    def encode_one(self, text: str) -> np.ndarray:
-        """float32 vector of shape (384,), L2-normalized, as `embeddings.encode([text])[0]`."""
+    def encode_one(self, text: str, layers: int = LAYERS) -> np.ndarray:
+        """float32 vector of shape (384,), L2-normalized, as `embeddings.encode([text])[0]`.
+
+        With `layers` < 6, the mean-pooled output of the first `layers` layers instead (cost in
+        proportion): the distilled guard's features (protege.guard.classifier)."""
         if self.threads is None:
             self.threads = self._fastest_threads()
         with self._blas.limit(limits=self.threads, user_api="blas"):
-            return self._forward(text)
+            return self._forward(text, layers)
 
     def _fastest_threads(self, tries: int = 7) -> int:
         """One BLAS thread or two, whichever encodes a typical query faster on this machine.
@@ -103,13 +106,13 @@ class QueryEncoder:
                 best, best_t = threads, median
         return best
 
-    def _forward(self, text: str) -> np.ndarray:
+    def _forward(self, text: str, layers: int = LAYERS) -> np.ndarray:
         ids = np.asarray(self.tokenizer.encode(text).ids)
         x = self.word[ids] + self.position[: len(ids)] + self.token_type
         x = _layer_norm(x, *self.emb_norm)
         n, d = x.shape
         hd = d // HEADS
-        for qkv_w, qkv_b, o_w, o_b, ln1_w, ln1_b, up_w, up_b, down_w, down_b, ln2_w, ln2_b in self.layers:
+        for qkv_w, qkv_b, o_w, o_b, ln1_w, ln1_b, up_w, up_b, down_w, down_b, ln2_w, ln2_b in self.layers[:layers]:
             q, k, v = (x @ qkv_w + qkv_b).reshape(n, 3, HEADS, hd).transpose(1, 2, 0, 3)
             att = q @ k.transpose(0, 2, 1) * (1.0 / math.sqrt(hd))
             att = np.exp(att - att.max(-1, keepdims=True))
