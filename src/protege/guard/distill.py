@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
     from protege.project import Project
 
+T = TypeVar("T")
 TRAIN_NAME = "train.jsonl"
 PER_CALL = 10  # messages per writing call
 WRITE_TEMPERATURE = 0.8
@@ -93,9 +95,11 @@ def writing_plan(n: int = PER_CALL) -> list[Ask]:
     return asks
 
 
-def _list_schema(n: int) -> dict[str, Any]:
+def _list_format(n: int) -> dict[str, Any]:
+    """OpenAI's response_format for a JSON list of n messages (a grammar on llama-server)."""
     item = {"type": "string", "minLength": 8, "maxLength": MESSAGE_CHARS}
-    return {"type": "json_object", "schema": {"type": "array", "items": item, "minItems": n, "maxItems": n}}
+    schema = {"type": "array", "items": item, "minItems": n, "maxItems": n}
+    return {"type": "json_schema", "json_schema": {"name": "messages", "schema": schema}}
 
 
 _JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
@@ -105,7 +109,7 @@ async def _write(client: Any, ask: Ask, n: int) -> list[str]:
     """The teacher's messages for one ask; from an answer cut short by max_tokens, its complete strings."""
     messages = [{"role": "system", "content": prompts.WRITER_SYSTEM}, {"role": "user", "content": ask.prompt}]
     c = await client.complete(messages, temperature=WRITE_TEMPERATURE, sample=ask.sample, seed=ask.sample,
-                              max_tokens=n * MESSAGE_CHARS // 3, response_format=_list_schema(n))  # fmt: skip
+                              max_tokens=n * MESSAGE_CHARS // 3, response_format=_list_format(n))  # fmt: skip
     items = []
     for m in _JSON_STRING.findall(c.text):
         try:  # strict=False: llama.cpp's JSON grammar lets a raw newline into a string
@@ -136,27 +140,33 @@ async def teacher_rows(teacher: ModelConfig, asks: list[Ask], *, cache_path: Pat
     client = open_client(teacher, cache_path=cache_path)
     guard = LLMGuard(teacher, cache_path=cache_path)
     try:
-        task = progress.add_task("write", total=len(asks)) if progress else None
+        batches = await _each(progress, "write", [_write(client, ask, n) for ask in asks])
         written: dict[str, tuple[Ask, str]] = {}
-        for ask in asks:  # one at a time: a local server has one slot for a 1.5B model here
-            for text in await _write(client, ask, n):
+        for ask, texts in zip(asks, batches):
+            for text in texts:
                 written.setdefault(" ".join(text.lower().split()), (ask, text))
-            if progress:
-                progress.advance(task)
-        task = progress.add_task("label", total=len(written)) if progress else None
-        rows, disagreed = [], 0
-        for ask, text in written.values():
-            label = await _label(guard, ask, text)
-            agrees = label is not None and (label == "safe") == (ask.written_as == "safe")
-            if agrees:
-                rows.append(GuardRow(text=text, role=ask.role, label=label, source="teacher", written_as=ask.written_as))
-            disagreed += not agrees
-            if progress:
-                progress.advance(task)
+        labels = await _each(progress, "label", [_label(guard, ask, text) for ask, text in written.values()])
     finally:
         await client.aclose()
         await guard.aclose()
+    rows, disagreed = [], 0
+    for (ask, text), label in zip(written.values(), labels):
+        if label is not None and (label == "safe") == (ask.written_as == "safe"):
+            rows.append(GuardRow(text=text, role=ask.role, label=label, source="teacher", written_as=ask.written_as))
+        else:
+            disagreed += 1
     return rows, len(written), disagreed
+
+
+async def _each(progress: "Progress | None", label: str, jobs: list[Awaitable[T]]) -> list[T]:
+    """Run the jobs together (the client bounds them to the server's slots); results in job order."""
+    task = progress.add_task(label, total=len(jobs)) if progress else None
+    futures = [asyncio.ensure_future(j) for j in jobs]
+    for done in asyncio.as_completed(futures):
+        await done
+        if progress:
+            progress.advance(task)
+    return [f.result() for f in futures]
 
 
 def labeled_rows(rows: list[dict[str, Any]]) -> list[GuardRow]:

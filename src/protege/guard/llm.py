@@ -10,10 +10,11 @@ Two ways to ask, chosen from the model reference:
   strict system message (see `protege.guard.prompts`).
 
 A hosted model answers in Llama Guard's text format, 'safe' or 'unsafe' then category codes, read
-by `parse_verdict`. A local model (embedded: or gguf:, served by protege's llama.cpp server) is
-asked under constrained decoding, `prompts.VERDICT_SCHEMA` as the request's response_format: the
-server samples only tokens that keep the answer a verdict, so even the 1.5B teacher cannot leave
-the format (unconstrained, it answered with category descriptions). `parse_json_verdict` reads it.
+by `parse_verdict`. A local model (embedded: or gguf:, served by protege's llama-server) is asked
+under constrained decoding, `prompts.VERDICT_SCHEMA` as the request's json_schema response_format:
+the server samples only tokens that keep the answer a verdict, so even the 1.5B teacher cannot
+leave the format (unconstrained, it answered with category descriptions). `parse_json_verdict`
+reads it.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ if TYPE_CHECKING:
 Role = Literal["user", "assistant"]
 MAX_TOKENS = 16  # "unsafe\nS1,S9,S14" and a little slack: the verdict is short by contract
 JSON_MAX_TOKENS = 48  # {"verdict": "unsafe", "categories": ["S1", "S9", "S14"]} is 24 tokens for Qwen
-# What a local llama.cpp server takes as a JSON schema for constrained decoding.
-VERDICT_FORMAT = {"type": "json_object", "schema": prompts.VERDICT_SCHEMA}
+# OpenAI's response_format: llama-server turns the schema into a grammar and samples under it.
+VERDICT_FORMAT = {"type": "json_schema", "json_schema": {"name": "guard_verdict", "schema": prompts.VERDICT_SCHEMA}}
 TURN_CHARS = 6000  # the assessed turn is cut here; a guard's context is small
 CONTEXT_TURNS = 2  # earlier turns shown for context ...
 CONTEXT_CHARS = 1000  # ... each cut to this many characters
