@@ -358,16 +358,17 @@ def guard_distill(
     out: Annotated[Optional[Path], typer.Option("--out", help="write the classifier here instead")] = None,
     labeled: Annotated[Optional[Path], typer.Option("--labeled", help="a labelled guard set (JSONL); only its train split is used")] = None,
     per_call: Annotated[int, typer.Option("--per-call", min=2, max=20, help="messages the teacher writes per call")] = 10,
+    teacher: Annotated[bool, typer.Option("--teacher/--no-teacher", help="--no-teacher: learn the --labeled train rows alone (seconds, no model)")] = True,
 ) -> None:
     """Distill the LLM guard into a classifier on MiniLM embeddings (a few ms per check)."""
     from protege.guard.distill import run as run_distill
     from protege.project import Project
 
     project = Project.load(project_dir) if project_dir else None
-    r = run_distill(project, out=out, labeled=labeled, n=per_call)
+    r = run_distill(project, out=out, labeled=labeled, n=per_call, use_teacher=teacher)
     info = r.classifier.info["rows"]
     next_steps(
-        f"[green]Distilled[/] the guard into {r.out}/classifier.json + classifier.npz (threshold {r.classifier.threshold:.3f}; "
+        f"[green]Distilled[/] the guard into {r.out}/classifier.json + classifier.safetensors (threshold {r.classifier.threshold:.3f}; "
         f"{info['teacher']} teacher-labelled rows, {r.disagreed} of {r.written} written dropped as the teacher-guard disagreed; "
         f"{info['labeled']} labelled rows; rows in {r.out}/train.jsonl)",
         f"Next: set guard.classifier: {r.out} in protege.yaml (relative to the project), then "

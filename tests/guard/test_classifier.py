@@ -53,8 +53,8 @@ def test_artifact_round_trips_and_damage_is_one_error(tmp_path):
     back = load(tmp_path)
     assert back.threshold == 0.42 and back.info == {"teacher": "embedded:x"}
     assert np.array_equal(back.probabilities(x), clf.probabilities(x))
-    npz = tmp_path / "classifier.npz"
-    npz.write_bytes(npz.read_bytes()[:-10])
+    arrays = tmp_path / "classifier.safetensors"
+    arrays.write_bytes(arrays.read_bytes()[:-10])
     with pytest.raises(ProtegeError, match="checksum does not match"):
         load(tmp_path)
     with pytest.raises(ProtegeError, match="no guard classifier here"):
@@ -76,6 +76,7 @@ class _Trap:
 
 
 def test_loading_never_unpickles(tmp_path):
+    """A forged pair whose weights file is a pickle-bearing npz (the checksum matches) is refused."""
     marker = tmp_path / "marker"
     buf = io.BytesIO()
     trap = np.empty(1, dtype=object)
@@ -83,12 +84,19 @@ def test_loading_never_unpickles(tmp_path):
     np.savez(buf, weights=trap, bias=np.zeros(len(CLASSES), dtype=np.float32))
     pickle.dumps(trap)  # the array really is pickled inside the npz
     data = buf.getvalue()
-    (tmp_path / "classifier.npz").write_bytes(data)
-    doc = {"format": 1, "classes": list(CLASSES), "threshold": 0.5, "encoder_layers": 3, "npz_sha256": hashlib.sha256(data).hexdigest()}
-    (tmp_path / "classifier.json").write_text(json.dumps(doc))  # a forged pair: the checksum matches
+    (tmp_path / "classifier.safetensors").write_bytes(data)
+    doc = {"format": 1, "classes": list(CLASSES), "threshold": 0.5, "encoder_layers": 3, "weights_sha256": hashlib.sha256(data).hexdigest()}
+    (tmp_path / "classifier.json").write_text(json.dumps(doc))
     with pytest.raises(ProtegeError, match="unreadable classifier arrays"):
         load(tmp_path)
     assert not marker.exists()
+
+
+def test_shipped_classifier_is_plain_data():
+    """The default ships as JSON + safetensors: no pickle, no npz, nothing else to load."""
+    assert sorted(p.name for p in DEFAULT_DIR.iterdir()) == ["classifier.json", "classifier.safetensors", "train.jsonl"]
+    assert json.loads((DEFAULT_DIR / "classifier.json").read_text())["rows"]["teacher"] == 0
+    assert load(DEFAULT_DIR).weights.dtype == np.float32
 
 
 def test_default_classifier_on_the_held_out_split():

@@ -7,20 +7,18 @@ turn is unsafe when 1 - p(safe) >= threshold, under its most likely S-category. 
 teacher-guard's verdicts (see `protege.guard.distill`), so one check costs an embedding instead
 of a 1.5B model's answer.
 
-The artifact is plain data, like the router's: classifier.npz (weights, bias), read with
-allow_pickle=False, and classifier.json (classes, threshold, how it was trained, the npz's
-sha256). A tampered, truncated or mismatched pair fails with one ProtegeError; loading never
-runs code from the files.
+The artifact is plain data: classifier.safetensors (weights, bias: a JSON header and raw float32,
+a format with no way to hold code) and classifier.json (classes, threshold, how it was trained,
+the safetensors file's sha256). A tampered, truncated or mismatched pair fails with one
+ProtegeError; loading never runs code from the files.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +31,7 @@ from protege.guard.prompts import CATEGORIES
 
 FORMAT = 1
 JSON_NAME = "classifier.json"
-NPZ_NAME = "classifier.npz"
+WEIGHTS_NAME = "classifier.safetensors"
 CLASSES = ("safe", *CATEGORIES)
 DIM = 384  # MiniLM-L6's sentence vector
 # The first 3 of MiniLM's 6 layers, mean-pooled: half the cost of the full model (on the labelled
@@ -114,16 +112,16 @@ def _sha256(data: bytes) -> str:
 
 
 def save(directory: Path, clf: GuardClassifier) -> Path:
-    """Write classifier.npz then classifier.json (with the npz's sha256); each replaced atomically."""
+    """Write classifier.safetensors then classifier.json (with its sha256); each replaced atomically."""
+    from safetensors.numpy import save as to_bytes
+
     directory.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    np.savez(buf, weights=clf.weights.astype(np.float32), bias=clf.bias.astype(np.float32))
-    data = buf.getvalue()
-    npz, tmp_npz = directory / NPZ_NAME, directory / f".{NPZ_NAME}.tmp"
-    tmp_npz.write_bytes(data)
-    os.replace(tmp_npz, npz)
+    data = to_bytes({"weights": np.ascontiguousarray(clf.weights, dtype=np.float32), "bias": np.ascontiguousarray(clf.bias, dtype=np.float32)})
+    arrays, tmp_arrays = directory / WEIGHTS_NAME, directory / f".{WEIGHTS_NAME}.tmp"
+    tmp_arrays.write_bytes(data)
+    os.replace(tmp_arrays, arrays)
     doc = {"format": FORMAT, "classes": list(CLASSES), "threshold": clf.threshold, "encoder_layers": clf.layers,
-           "npz_sha256": _sha256(data), **clf.info}  # fmt: skip
+           "weights_sha256": _sha256(data), **clf.info}  # fmt: skip
     path, tmp = directory / JSON_NAME, directory / f".{JSON_NAME}.tmp"
     tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
@@ -145,23 +143,26 @@ def load(path: Path | str) -> GuardClassifier:
     layers = doc.get("encoder_layers") if isinstance(doc, dict) else None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("classes") != list(CLASSES):
         raise ProtegeError(f"{json_path}: not a protege guard classifier (format {FORMAT}, classes safe + S1-S14)", hint=hint)
-    if not isinstance(threshold, int | float) or not math.isfinite(threshold) or not isinstance(doc.get("npz_sha256"), str):
+    if not isinstance(threshold, int | float) or not math.isfinite(threshold) or not isinstance(doc.get("weights_sha256"), str):
         raise ProtegeError(f"{json_path}: the threshold or the checksum is missing or malformed", hint=hint)
     if not isinstance(layers, int) or not 1 <= layers <= 6:
         raise ProtegeError(f"{json_path}: encoder_layers must be 1 to 6 (got {layers!r})", hint=hint)
-    npz = json_path.parent / NPZ_NAME
+    from safetensors import SafetensorError
+    from safetensors.numpy import load as from_bytes
+
+    arrays_path = json_path.parent / WEIGHTS_NAME
     try:
-        data = npz.read_bytes()
+        data = arrays_path.read_bytes()
     except OSError as exc:
-        raise ProtegeError(f"{npz}: unreadable ({exc.strerror or exc}); {JSON_NAME} needs it", hint=hint) from None
-    if _sha256(data) != doc["npz_sha256"]:
-        raise ProtegeError(f"{npz}: checksum does not match {JSON_NAME} (tampered or truncated)", hint=hint)
+        raise ProtegeError(f"{arrays_path}: unreadable ({exc.strerror or exc}); {JSON_NAME} needs it", hint=hint) from None
+    if _sha256(data) != doc["weights_sha256"]:
+        raise ProtegeError(f"{arrays_path}: checksum does not match {JSON_NAME} (tampered or truncated)", hint=hint)
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-            weights, bias = arrays["weights"], arrays["bias"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        raise ProtegeError(f"{npz}: unreadable classifier arrays ({exc})", hint=hint) from None
+        arrays = from_bytes(data)
+        weights, bias = arrays["weights"], arrays["bias"]
+    except (SafetensorError, ValueError, KeyError) as exc:
+        raise ProtegeError(f"{arrays_path}: unreadable classifier arrays ({exc})", hint=hint) from None
     if weights.shape != (DIM, len(CLASSES)) or bias.shape != (len(CLASSES),) or not np.isfinite(weights).all():
-        raise ProtegeError(f"{npz}: arrays of the wrong shape {weights.shape}/{bias.shape} (want ({DIM}, {len(CLASSES)}))", hint=hint)
-    info = {k: v for k, v in doc.items() if k not in ("format", "classes", "threshold", "encoder_layers", "npz_sha256")}
+        raise ProtegeError(f"{arrays_path}: arrays of the wrong shape {weights.shape}/{bias.shape} (want ({DIM}, {len(CLASSES)}))", hint=hint)
+    info = {k: v for k, v in doc.items() if k not in ("format", "classes", "threshold", "encoder_layers", "weights_sha256")}
     return GuardClassifier(weights.astype(np.float32), bias.astype(np.float32), float(threshold), info, layers)

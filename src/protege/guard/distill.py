@@ -13,6 +13,11 @@
 3. Add the labelled set's *train* rows (gold labels; injection rows are the rule layer's).
 4. Fit `classifier.fit` on MiniLM embeddings, and pick the threshold by 5-fold cross-validation
    on the labelled rows (each fold's model never saw the rows it scores).
+
+`--no-teacher` skips steps 1-2: the classifier learns the labelled rows alone, in seconds and with
+no model. protege's shipped classifier (protege/guard/default/) is made that way from
+tests/data/guard/labeled.jsonl: the 1.5B teacher's write-and-label pass takes most of an hour on
+two cores.
 """
 
 from __future__ import annotations
@@ -226,16 +231,22 @@ def write_rows(path: Path, rows: list[GuardRow]) -> None:
     tmp.replace(path)
 
 
-def distill(teacher: ModelConfig, out: Path, *, labeled: list[dict[str, Any]], cache_path: Path | None,
+def distill(teacher: ModelConfig | None, out: Path, *, labeled: list[dict[str, Any]], cache_path: Path | None,
             n: int = PER_CALL, progress: "Progress | None" = None) -> DistillResult:  # fmt: skip
-    """Steps 1-4; writes classifier.json, classifier.npz and train.jsonl into `out`."""
-    taught, written, disagreed = asyncio.run(teacher_rows(teacher, writing_plan(n), cache_path=cache_path, n=n, progress=progress))
+    """Steps 1-4 (1-2 only with a teacher); writes classifier.json, classifier.safetensors and train.jsonl into `out`."""
+    taught, written, disagreed = [], 0, 0
+    if teacher is not None:
+        taught, written, disagreed = asyncio.run(teacher_rows(teacher, writing_plan(n), cache_path=cache_path, n=n, progress=progress))
     rows = taught + labeled_rows(labeled)
+    if len({r.label == "safe" for r in rows}) < 2:
+        from protege.errors import ProtegeError
+
+        raise ProtegeError("nothing to learn from: give a teacher, or --labeled with safe and unsafe train rows")
     clf = train(rows, embed([r.text for r in rows]))
     counts = {c: sum(r.label == c for r in rows) for c in CLASSES}
     clf.info = {
         "encoder": "minilm-l6-v2",
-        "teacher": teacher.ref,
+        "teacher": teacher.ref if teacher else None,
         "rows": {"teacher": len(taught), "labeled": len(rows) - len(taught), "per_class": counts},
         "written": written,
         "disagreed": disagreed,
@@ -246,7 +257,8 @@ def distill(teacher: ModelConfig, out: Path, *, labeled: list[dict[str, Any]], c
     return DistillResult(clf, rows, written, disagreed, out)
 
 
-def run(project: "Project | None", *, out: Path | None, labeled: Path | None, n: int = PER_CALL) -> DistillResult:
+def run(project: "Project | None", *, out: Path | None, labeled: Path | None, n: int = PER_CALL,
+        use_teacher: bool = True) -> DistillResult:  # fmt: skip
     """`protege guard distill`: the project's teacher (or the embedded one) into `out`
     (default: the project's artifacts/guard/), every teacher call cached (an interrupted run resumes)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -259,7 +271,7 @@ def run(project: "Project | None", *, out: Path | None, labeled: Path | None, n:
 
     if out is None and project is None:
         raise ProtegeError("say where the classifier goes: --out DIR, or give a project folder")
-    teacher = project.config.teacher if project else ModelConfig(ref=DEFAULT_TEACHER)
+    teacher = (project.config.teacher if project else ModelConfig(ref=DEFAULT_TEACHER)) if use_teacher else None
     cache = project.paths.cache_db if project else cache_dir() / "guard-distill.db"
     rows = []
     if labeled is not None:
