@@ -43,7 +43,8 @@ NOT_RUN = {
     "(the old-vs-new llama.cpp server bench of issue 14 compares it)",
     "models_speed": "no peer: server start time and tokens/s of the embedded models",
     "synth_concurrency": "no peer: synth's own scaling with teacher concurrency against a canned endpoint",
-    "guard_eval": "no peer: precision and recall of the guard's layers on the labeled set",
+    "guard_eval": "its peer, the teacher-guard, answers every labelled row (most of an hour here); --quick replays "
+    "tests/data/guard/teacher_verdicts.jsonl, which no full run has recorded yet",
     "guard_latency": "no peer: the guard rule layer's latency",
     "train_device": "no peer: protege train's tokens/s and peak memory per precision, on a CPU or a GPU",
 }
