@@ -188,6 +188,12 @@ def evaluate(run: record.BenchRun, args: argparse.Namespace) -> None:
         configs |= {"teacher-guard": teacher, "rules + teacher-guard": then(rules, teacher)}
     configs |= {"distilled": distilled, "rules + distilled": timed_checks(Guard(classifier=clf), rows)}
     table(rows, configs)
+    covered = [i for i, r in enumerate(rows) if not r["injection"]]
+    s = group_scores([rows[i] for i in covered], [distilled[i] for i in covered])["all unsafe"]
+    line = (f"distilled, on the rows it is trained for (S1-S14; injection rows left to the rules): precision "
+            f"{fmt(s.precision)} ({s.right}/{s.flagged}), recall {fmt(s.recall)} ({s.caught}/{s.total})")  # fmt: skip
+    print("\n" + line)
+    run.note(line)
     if answers is None:
         run.peer_missing("teacher-guard", f"{RECORDED.name} has no verdicts for this prompt and set: run without --quick")
     else:

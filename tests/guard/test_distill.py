@@ -8,7 +8,7 @@ import pytest
 
 from protege.guard import prompts
 from protege.guard.classifier import CLASSES
-from protege.guard.distill import Ask, embed, labeled_rows, pick_threshold, teacher_rows, train, writing_plan
+from protege.guard.distill import embed, labeled_rows, pick_threshold, teacher_rows, train, writing_plan
 from protege.guard.metrics import load_labeled
 
 LABELED = Path(__file__).parents[1] / "data" / "guard" / "labeled.jsonl"
@@ -58,9 +58,8 @@ def test_trained_on_the_train_split_it_catches_held_out_rows():
 
 @pytest.mark.slow
 def test_the_teacher_writes_and_labels_messages(teacher_model, tmp_path):
-    asks = [Ask("user", "S9", prompts.UNSAFE_ASK.format(n=3, code="S9", name="Indiscriminate Weapons",
-                                                      desc=prompts.CATEGORIES["S9"][1], angle=prompts.UNSAFE_ANGLES[0]), 0),
-            Ask("user", "safe", prompts.SAFE_ASK.format(n=3, topic=prompts.SAFE_TOPICS[0]), 0)]  # fmt: skip
+    plan = [a for a in writing_plan(3) if a.role == "user"]
+    asks = [next(a for a in plan if a.written_as == w) for w in ("S9", "safe")]  # the plan's own prompts, 3 messages each
     rows, written, disagreed = asyncio.run(teacher_rows(teacher_model, asks, cache_path=tmp_path / "cache.db", n=3))
     assert 4 <= written <= 6 and len(rows) + disagreed == written
     assert {r.label for r in rows if r.written_as == "safe"} <= {"safe"}
