@@ -15,7 +15,6 @@ from pathlib import Path
 
 import yaml
 
-from protege.models.server import free_port
 from protege.project import Project
 
 STUDENT = {"ref": "embedded:smollm2-135m-instruct", "n_ctx": 2048}
@@ -86,19 +85,36 @@ class LiveGateway:
         self.thread.join(timeout=30)
 
 
-def start_gateway(projects: list[Project], db: str | None = None) -> LiveGateway:
+def start_gateway(projects: list[Project], db: str | None = None, *, exposed: bool = False) -> LiveGateway:
+    """The gateway as `protege serve` runs it (serve.serve_app), in a thread; a startup error is raised here."""
+    import asyncio
+
     import uvicorn
 
+    from protege.serve import listen, serve_app
     from protege.serve.app import create_app
 
-    app = create_app(projects, db)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
+    app = create_app(projects, db, exposed=exposed)
+    sock = listen("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
+    failure: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            asyncio.run(serve_app(app, server, sock))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread below
+            failure.append(exc)
+        finally:
+            sock.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     deadline = time.monotonic() + 240
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
+            thread.join(timeout=1)
+            if failure:
+                raise failure[0]
             raise RuntimeError("gateway did not start")
         time.sleep(0.05)
-    return LiveGateway(f"http://127.0.0.1:{port}", app, server, thread)
+    return LiveGateway(f"http://127.0.0.1:{sock.getsockname()[1]}", app, server, thread)

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from protege.errors import ProtegeError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     key TEXT PRIMARY KEY,
@@ -38,10 +40,16 @@ class ResponseCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise ProtegeError(
+                f"{self.path}: the response cache cannot be read ({exc})",
+                hint=f"move it aside (mv {self.path} {self.path}.bad); calls it held are made again",
+            ) from None
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self._lock:

@@ -36,7 +36,10 @@ def persona_for(project: Project) -> str:
 
 def latest_adapter(project: Project) -> Path | None:
     """adapter.gguf of the run named in artifacts/models/LATEST, if there is one and it was trained
-    for the project's student (a `protege run --quick` adapter is for the small student)."""
+    for the project's student (a `protege run --quick` adapter is for the small student).
+
+    A named run without its adapter is an error, as in eval: serving the base student in its
+    place would hide a failed export."""
     from protege.train import trained_for
 
     latest = project.paths.models / "LATEST"
@@ -44,8 +47,11 @@ def latest_adapter(project: Project) -> Path | None:
         return None
     run = latest.read_text(encoding="utf-8").strip()
     adapter = project.paths.model_run(run) / "adapter.gguf"
-    if not run or not adapter.is_file():
+    if not run:
         return None
+    if not adapter.is_file():
+        raise ProtegeError(f"{adapter}: not found, but {latest} names run '{run}'",
+                           hint=f"the run did not finish its GGUF export: run `protege train {project.root}` again")  # fmt: skip
     return adapter if trained_for(adapter.parent) in (None, project.config.student.ref) else None
 
 

@@ -15,8 +15,8 @@ import dataclasses
 import json
 import secrets
 import time
-from collections import deque
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
@@ -24,81 +24,26 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
+from rich.markup import escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from protege.config import ServeConfig
 from protege.console import err
 from protege.corpus.retrieve import context_turn
 from protege.errors import ProtegeError
+from protege.guard import redact
 from protege.models.client import Completion
 from protege.project import Project
 from protege.serve.agent import Agent, Backend, load_agents
-from protege.serve.keys import KeyRecord, KeyStore
+from protege.serve.auth import Auth, Caller
 from protege.serve.metrics import Metrics
-from protege.serve.schema import APIError, ChatRequest, FeedbackRequest, bad_request
-from protege.serve.traffic import TrafficLog, TrafficRecord, database_url
+from protege.serve.schema import APIError, ChatRequest, FeedbackRequest, bad_request, public_ref
+from protege.serve.traffic import TrafficLog, TrafficRecord, database_url, redact_record
 
 # The messages each route is sent: {"student": [...], "teacher": [...]} (see Gateway.prompt).
 Prompts = dict[str, list[dict[str, str]]]
 
 REFUSAL = "Sorry, I can't help with that. Please rephrase, or ask about something else."
-KEY_CACHE_S = 5.0  # a revoked key stops working within this long
-
-
-class KeyRing:
-    """The keys of every served project; a key opens only its own project's models."""
-
-    def __init__(self, projects: list[Project]):
-        self.stores = {p.name: KeyStore(p.paths.keys_db) for p in projects}
-        self._required: tuple[float, bool] = (0.0, False)
-        self._verified: dict[str, tuple[float, str, KeyRecord]] = {}
-
-    def required(self) -> bool:
-        """Keys are required as soon as any served project has an active key."""
-        at, value = self._required
-        if time.monotonic() - at > KEY_CACHE_S:
-            value = any(s.has_active() for s in self.stores.values())
-            self._required = (time.monotonic(), value)
-        return value
-
-    def verify(self, key: str) -> tuple[str, KeyRecord] | None:
-        import hashlib
-
-        # Cached by digest, never by the key itself: no key is kept in memory past the request.
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        hit = self._verified.get(digest)
-        if hit and time.monotonic() - hit[0] < KEY_CACHE_S:
-            return hit[1], hit[2]
-        for project, store in self.stores.items():
-            record = store.verify(key)
-            if record is not None:
-                self._verified[digest] = (time.monotonic(), project, record)
-                return project, record
-        self._verified.pop(digest, None)
-        return None
-
-
-class RateLimiter:
-    """Sliding one-minute window per bucket (a key id, or the client address without keys)."""
-
-    def __init__(self) -> None:
-        self._hits: dict[str, deque[float]] = {}
-
-    def retry_after(self, bucket: str, limit: int) -> float | None:
-        now = time.monotonic()
-        hits = self._hits.setdefault(bucket, deque())
-        while hits and now - hits[0] >= 60:
-            hits.popleft()
-        if len(hits) >= limit:
-            return 60 - (now - hits[0])
-        hits.append(now)
-        return None
-
-
-@dataclasses.dataclass
-class Caller:
-    key_id: str | None
-    project: str | None  # the project a key belongs to; None = open access
 
 
 @dataclasses.dataclass
@@ -117,15 +62,15 @@ def _verdict_json(verdict: Any) -> dict[str, Any] | None:
 class Gateway:
     """State shared by the routes of one app."""
 
-    def __init__(self, projects: list[Project], db: str | None, settings: ServeConfig):
+    def __init__(self, projects: list[Project], db: str | None, settings: ServeConfig, *, exposed: bool):
         self.projects = projects
         self.settings = settings
         self.db = db
         self.logs: dict[str, TrafficLog] = {}
-        self.keys = KeyRing(projects)
-        self.limiter = RateLimiter()
+        self.auth = Auth(projects, settings, exposed=exposed)
         self.metrics = Metrics()
         self.agents: dict[str, Agent] = {}
+        self.published: dict[str, frozenset[str]] = {}  # per agent: contacts its own documents publish
         self.in_flight = 0
 
     def agent_for(self, model: str, caller: Caller) -> tuple[Agent, str]:
@@ -140,27 +85,7 @@ class Gateway:
     # -- the edge: auth, limits, body ------------------------------------------------------------
 
     def authenticate(self, request: Request) -> Caller:
-        header = request.headers.get("authorization", "")
-        key = header[7:].strip() if header[:7].lower() == "bearer " else ""
-        if not self.keys.required():
-            return Caller(None, None)
-        if not key:
-            raise APIError(401, "Missing API key: send it as 'Authorization: Bearer pk-...'.",
-                           type="authentication_error", code="missing_api_key")  # fmt: skip
-        found = self.keys.verify(key)
-        if found is None:
-            raise APIError(401, "Invalid or revoked API key.", type="authentication_error", code="invalid_api_key")
-        project, record = found
-        limit = record.rate_limit_per_minute or self.settings.rate_limit_per_minute
-        self._rate_limit(f"key:{record.id}", limit)
-        return Caller(record.id, project)
-
-    def _rate_limit(self, bucket: str, limit: int) -> None:
-        wait = self.limiter.retry_after(bucket, limit)
-        if wait is not None:
-            raise APIError(429, f"Rate limit reached ({limit} requests per minute); retry in {wait:.0f}s.",
-                           type="rate_limit_error", code="rate_limit_exceeded",
-                           headers={"retry-after": str(max(1, round(wait)))})  # fmt: skip
+        return self.auth.caller(request)
 
     def admit(self) -> None:
         if self.in_flight >= self.settings.max_queue:
@@ -189,6 +114,8 @@ class Gateway:
             data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise bad_request(f"Could not parse the JSON body: {exc}", code="invalid_json") from None
+        except RecursionError:
+            raise bad_request("The JSON body is nested too deeply.", code="invalid_json") from None
         if not isinstance(data, dict):
             raise bad_request("The JSON body must be an object.", code="invalid_json")
         return data
@@ -242,11 +169,25 @@ class Gateway:
         return agent.project.config.serve.student_timeout_s if backend is agent.student else None
 
     def _failed(self, agent: Agent, backend: Backend, exc: BaseException) -> str:
+        """A failure the other model answers for: counted, and `lost`; returns what the client may see."""
         self.metrics.fallbacks.labels(agent.name, backend.label).inc()
+        return self.lost(agent, backend, exc)
+
+    def lost(self, agent: Agent, backend: Backend, exc: BaseException) -> str:
+        """Restart a local student and log the failure's detail here; returns what the client may
+        see: who failed, never the upstream's address or error text."""
         if backend is agent.student:
             backend.revive()
-        detail = "timed out" if isinstance(exc, TimeoutError) else str(exc)
-        return f"{backend.label} failed ({detail[:200]})"
+        timed_out = isinstance(exc, TimeoutError)
+        detail = "timed out" if timed_out else redact(str(exc) or type(exc).__name__)[0]
+        err.print(f"[yellow]{agent.name}: {backend.label} failed:[/] {escape(detail[:500])}", highlight=False, soft_wrap=True)
+        return f"{backend.label} failed ({'timed out' if timed_out else 'unavailable'})"
+
+    def write(self, agent: Agent, rec: TrafficRecord) -> Future:
+        """Queue a traffic row, redacted first unless the owner turned `guard.redact_pii` off."""
+        if agent.project.config.guard.redact_pii:
+            rec = redact_record(rec, self.published.get(agent.name, frozenset()))
+        return self.logs[agent.name].record(rec)
 
     async def _call(self, agent: Agent, backend: Backend, prompt: Prompts, req: ChatRequest,
                     logprobs: bool = False) -> Completion:  # fmt: skip
@@ -271,8 +212,7 @@ class Gateway:
             if cascade and backend is agent.student:
                 return await self.escalate(agent, answer, prompt, req)
             return answer
-        raise APIError(502, "No model could answer: " + "; ".join(failures or ["no backend available"]),
-                       type="server_error", code="upstream_error")  # fmt: skip
+        raise _no_answer(failures)
 
     async def escalate(self, agent: Agent, student: Answer, prompt: Prompts, req: ChatRequest) -> Answer:
         """Cascade: keep the student's answer unless its token logprobs say it was unsure."""
@@ -316,8 +256,7 @@ class Gateway:
                 continue
             why = reason if not failures else "; ".join(failures) + f"; {backend.label} answered"
             return Answer("", backend.label, why, backend), _prepend(first, stream)
-        raise APIError(502, "No model could answer: " + "; ".join(failures or ["no backend available"]),
-                       type="server_error", code="upstream_error")  # fmt: skip
+        raise _no_answer(failures)
 
     def unsafe(self, agent: Agent, verdict: Any, role: str) -> bool:
         """Count an unsafe verdict; True when the policy blocks it ('block'), False to only log ('flag')."""
@@ -333,6 +272,11 @@ class Gateway:
             return None, False
         verdict = await agent.guard.check(messages, role=role)
         return verdict, self.unsafe(agent, verdict, role)
+
+
+def _no_answer(failures: list[str]) -> APIError:
+    return APIError(502, "No model could answer: " + "; ".join(failures or ["no model is available"]),
+                    type="server_error", code="upstream_error")  # fmt: skip
 
 
 async def _one(text: str) -> AsyncIterator[str]:
@@ -351,7 +295,7 @@ async def _prepend(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:
 
 def _protege_info(answer: Answer, request_id: str) -> dict[str, Any]:
     return {"id": request_id, "route": answer.route, "reason": answer.reason,
-            "model": answer.backend.ref if answer.backend else None}  # fmt: skip
+            "model": public_ref(answer.backend.ref) if answer.backend else None}  # fmt: skip
 
 
 def _error_response(exc: APIError) -> JSONResponse:
@@ -391,19 +335,37 @@ def open_logs(projects: list[Project], db: str | None) -> dict[str, TrafficLog]:
     return {p.name: TrafficLog(database_url(None, p.paths.traffic_db)) for p in projects}
 
 
-def create_app(projects: list[Project], db: str | None = None) -> FastAPI:
-    """The app for these projects; agents (llama.cpp servers included) start in its lifespan."""
-    gw = Gateway(projects, db, projects[0].config.serve)
+def published_contacts(agent: Agent) -> frozenset[str]:
+    """The e-mail addresses and phone numbers the project's own documents publish: not redacted."""
+    from protege.corpus import load_chunks
+    from protege.guard import published_pii
+
+    try:
+        chunks = agent.retriever.chunks if agent.retriever else load_chunks(agent.project)
+    except ProtegeError:  # no documents: nothing is published
+        return frozenset()
+    return published_pii(c.text for c in chunks)
+
+
+def create_app(projects: list[Project], db: str | None = None, *, exposed: bool = False) -> FastAPI:
+    """The app for these projects; agents (llama.cpp servers included) start in its lifespan.
+
+    `exposed`: bound to an address others can reach, so API keys are required (see serve.auth).
+    Building the app reads every project's keys.db: a damaged one fails here, before serving.
+    """
+    gw = Gateway(projects, db, projects[0].config.serve, exposed=exposed)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         gw.logs = open_logs(projects, db)
-        agents = await load_agents(projects)
-        gw.agents = {a.name: a for a in agents}
-        for agent in agents:
-            for note in agent.notes:
-                err.print(f"[dim]{note}[/]", highlight=False)
+        agents: list[Agent] = []
         try:
+            agents = await load_agents(projects)
+            gw.agents = {a.name: a for a in agents}
+            for agent in agents:
+                gw.published[agent.name] = await asyncio.to_thread(published_contacts, agent)
+                for note in agent.notes:
+                    err.print(f"[dim]{note}[/]", highlight=False)
             yield
         finally:
             for agent in agents:
@@ -440,7 +402,7 @@ def create_app(projects: list[Project], db: str | None = None) -> FastAPI:
     @app.get("/health")
     async def health() -> dict[str, Any]:
         agents = {
-            a.name: {"student": a.student.ref, "teacher": a.teacher.ref if a.teacher.client else None,
+            a.name: {"student": public_ref(a.student.ref), "teacher": public_ref(a.teacher.ref) if a.teacher.client else None,
                      "router": a.router is not None, "guard": a.guard is not None}  # fmt: skip
             for a in gw.agents.values()
         }
@@ -482,9 +444,6 @@ def create_app(projects: list[Project], db: str | None = None) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         caller = gw.authenticate(request)
-        if caller.key_id is None:
-            gw._rate_limit(f"addr:{request.client.host if request.client else '?'}",
-                           gw.settings.rate_limit_per_minute)  # fmt: skip
         gw.admit()
         handed_off = False
         try:
@@ -519,17 +478,26 @@ async def _answer(gw: Gateway, agent: Agent, mode: str, req: ChatRequest, caller
     traffic = gw.logs[agent.name]
 
     def log(answer: Answer, status: str, text: str | None, prompt_tokens: int | None,
-            completion_tokens: int | None, guard: dict[str, Any] | None) -> float:  # fmt: skip
+            completion_tokens: int | None, guard: dict[str, Any] | None) -> Future:  # fmt: skip
         latency = time.perf_counter() - t0
         cost = answer.completion.cost_usd if answer.completion else 0.0
-        traffic.record(TrafficRecord(request_id, agent.name, req.model, answer.route, answer.reason, messages, text,
-                                     latency, prompt_tokens, completion_tokens, cost, guard, caller.key_id, status))  # fmt: skip
         if status == "ok":
             gw.metrics.completions.labels(req.model, answer.route).inc()
             gw.metrics.latency.labels(req.model, answer.route).observe(latency)
             gw.metrics.tokens.labels(req.model, "prompt").inc(prompt_tokens or 0)
             gw.metrics.tokens.labels(req.model, "completion").inc(completion_tokens or 0)
-        return latency
+        return gw.write(agent, TrafficRecord(request_id, agent.name, req.model, answer.route, answer.reason, messages,
+                                             text, latency, prompt_tokens, completion_tokens, cost, guard,
+                                             caller.key_id, status))  # fmt: skip
+
+    async def logged(*args: Any) -> None:
+        """Log, and wait until the row is committed: a request is answered only once it is durable."""
+        await asyncio.wrap_future(await asyncio.to_thread(log, *args))
+
+    async def failed(exc: APIError, route: str, reason: str) -> APIError:
+        await logged(Answer("", route, reason, None), "error", None, None, None, verdicts if agent.guard else None)
+        exc.headers["x-protege-id"] = request_id
+        return exc
 
     verdicts: dict[str, Any] = {}
     verdict, blocked = await gw.moderate(agent, messages, "user")
@@ -537,7 +505,7 @@ async def _answer(gw: Gateway, agent: Agent, mode: str, req: ChatRequest, caller
     input_blocked = blocked
     if input_blocked and not req.stream:
         answer = Answer(REFUSAL, "guard", "input blocked by the guard", None)
-        log(answer, "blocked", REFUSAL, None, None, verdicts)
+        await logged(answer, "blocked", REFUSAL, None, None, verdicts)
         return _reply(gw, req, answer, request_id, created, REFUSAL, None)
     if not input_blocked:
         route, reason = await gw.plan(agent, mode, messages)
@@ -546,9 +514,8 @@ async def _answer(gw: Gateway, agent: Agent, mode: str, req: ChatRequest, caller
     if not req.stream:
         try:
             answer = await gw.complete(agent, mode, route, reason, prompt, req)
-        except APIError:
-            log(Answer("", route, reason, None), "error", None, None, None, verdicts if agent.guard else None)
-            raise
+        except APIError as exc:
+            raise await failed(exc, route, reason) from None
         c = answer.completion
         assert c is not None
         text = c.text
@@ -558,7 +525,7 @@ async def _answer(gw: Gateway, agent: Agent, mode: str, req: ChatRequest, caller
         if blocked:
             text = REFUSAL
             answer.reason += "; output blocked by the guard"
-        log(answer, "blocked" if blocked else "ok", text, c.prompt_tokens, c.completion_tokens, guard_log)
+        await logged(answer, "blocked" if blocked else "ok", text, c.prompt_tokens, c.completion_tokens, guard_log)
         usage = {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
                  "total_tokens": c.prompt_tokens + c.completion_tokens}  # fmt: skip
         return _reply(gw, req, answer, request_id, created, text, usage, c.finish_reason)
@@ -568,9 +535,8 @@ async def _answer(gw: Gateway, agent: Agent, mode: str, req: ChatRequest, caller
     else:
         try:
             answer, deltas = await gw.open_stream(agent, mode, route, reason, prompt, req)
-        except APIError:
-            log(Answer("", route, reason, None), "error", None, None, None, verdicts if agent.guard else None)
-            raise
+        except APIError as exc:
+            raise await failed(exc, route, reason) from None
     info = _protege_info(answer, request_id)
     limit = req.token_limit(agent.project.config.serve.max_tokens)
     final: dict[str, Any] = {}
@@ -608,16 +574,19 @@ async def _answer(gw: Gateway, agent: Agent, mode: str, req: ChatRequest, caller
                 answer.reason += "; output cut off by the guard"
             finish = "length" if n_tokens >= limit else "stop"
             status = "blocked" if blocked else "ok"
-            log(answer, status, text, None, n_tokens, verdicts if agent.guard is not None else None)
+            await logged(answer, status, text, None, n_tokens, verdicts if agent.guard is not None else None)
             yield chunk({}, finish, {"protege": info})
             if req.stream_options and req.stream_options.include_usage:
                 usage = {"prompt_tokens": 0, "completion_tokens": n_tokens, "total_tokens": n_tokens}
                 yield f"data: {json.dumps({'id': request_id, 'object': 'chat.completion.chunk', 'created': created, 'model': req.model, 'choices': [], 'usage': usage})}\n\n"
             yield "data: [DONE]\n\n"
-        except ProtegeError as exc:
+        except Exception as exc:  # the model died mid-answer (any transport error): end the stream cleanly
             status = "error"
             gw.metrics.errors.labels("stream_interrupted").inc()
-            err_body = APIError(502, f"The answer stream broke: {exc}", type="server_error", code="upstream_error")
+            if answer.backend is not None:
+                gw.lost(agent, answer.backend, exc)
+            err_body = APIError(502, f"The answer stream broke ({answer.route} failed); please retry.",
+                                type="server_error", code="upstream_error")  # fmt: skip
             yield f"data: {json.dumps(err_body.body())}\n\n"
         finally:
             if status in ("error", "cancelled"):

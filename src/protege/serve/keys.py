@@ -11,6 +11,8 @@ import hmac
 import secrets
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,11 +65,23 @@ class KeyStore:
     def __init__(self, path: Path):
         self.path = Path(path)
 
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=10)
-        conn.execute(_SCHEMA)
-        return conn
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; a damaged or unreadable keys.db is one ProtegeError naming it."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=10)
+            try:
+                with conn:
+                    conn.execute(_SCHEMA)
+                    yield conn
+            finally:
+                conn.close()
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise ProtegeError(
+                f"{self.path}: the API key store cannot be read ({exc})",
+                hint=f"move it aside (mv {self.path} {self.path}.bad) and create new keys with `protege keys create`",
+            ) from None
 
     def create(self, name: str, rate_limit_per_minute: int | None = None) -> tuple[str, KeyRecord]:
         """A new key and its record. The key itself is returned here and never again."""
@@ -104,6 +118,10 @@ class KeyStore:
 
     def has_active(self) -> bool:
         return any(k.active for k in self.list())
+
+    def has_keys(self) -> bool:
+        """Whether a key was ever created here (revoked ones included)."""
+        return bool(self.list())
 
     def verify(self, key: str) -> KeyRecord | None:
         """The record of a valid, unrevoked key; None for anything else."""

@@ -32,6 +32,16 @@ def bad_request(message: str, param: str | None = None, code: str = "invalid_req
     return APIError(400, message, type="invalid_request_error", code=code, param=param)
 
 
+def public_ref(ref: str) -> str:
+    """A model reference as clients may see it: no upstream URL, no local path."""
+    scheme, _, rest = ref.partition(":")
+    if scheme == "openai":
+        return f"openai:{rest.rpartition('@')[0] or rest}"
+    if scheme == "gguf":
+        return f"gguf:{rest.replace(chr(92), '/').rpartition('/')[2]}"
+    return ref
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
 

@@ -1,8 +1,12 @@
 """The traffic log: every chat request the gateway answered, in SQLite (WAL) or PostgreSQL.
 
 One code path (SQLAlchemy Core) for both. Writes go through one background thread that inserts
-in batches, so a burst of requests never waits on the disk and the order of writes is kept;
-`flush()` waits for what is queued (feedback and shutdown use it, so nothing is lost).
+in batches (a group commit), and order is kept. `record()` returns a future that is done once
+the row is committed: the gateway answers a request only after its row is durable, so killing
+the gateway never loses a request it acknowledged. `flush()` waits for everything queued.
+
+Messages and answers are redacted (`redact_record`) before they are queued: no e-mail address,
+phone number or pasted secret reaches the disk, only its kind in brackets ("[EMAIL]").
 """
 
 from __future__ import annotations
@@ -11,13 +15,16 @@ import json
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from protege.errors import ProtegeError
+from protege.guard.rules import PII_KINDS
 
 metadata = sa.MetaData()
 
@@ -75,6 +82,34 @@ class TrafficRecord:
         }  # fmt: skip
 
 
+def redact_record(rec: TrafficRecord, keep: Collection[str] = ()) -> TrafficRecord:
+    """The record with PII and secrets in its messages and answer replaced by their kinds.
+
+    What was redacted is kept as counts per kind in `guard["redacted"]`, so an owner sees that
+    something was taken out, never what. `keep`: the owner's own published contacts.
+    """
+    from protege.guard import redact
+
+    kinds: dict[str, int] = {}
+
+    def clean(text: str | None) -> str | None:
+        if not text:
+            return text
+        redacted, n = redact(text, keep=keep)
+        if n:
+            for kind in PII_KINDS:
+                added = redacted.count(f"[{kind}]") - text.count(f"[{kind}]")
+                if added > 0:
+                    kinds[kind] = kinds.get(kind, 0) + added
+        return redacted
+
+    messages = [{**m, "content": clean(m.get("content"))} for m in rec.messages]
+    answer = clean(rec.answer)
+    if not kinds:
+        return rec
+    return replace(rec, messages=messages, answer=answer, guard={**(rec.guard or {}), "redacted": kinds})
+
+
 def database_url(db: str | None, default_path: Path) -> str:
     """`--db` as given (postgresql://..., sqlite:///...), or the project's traffic.db."""
     if db:
@@ -87,24 +122,45 @@ def database_url(db: str | None, default_path: Path) -> str:
     return f"sqlite:///{default_path}"
 
 
+def shown(url: str) -> str:
+    """A database URL as it may be printed: a SQLite file's path, else the URL without credentials."""
+    if url.startswith("sqlite:///"):
+        return url.removeprefix("sqlite:///")
+    scheme, _, rest = url.partition("://")
+    return f"{scheme.split('+')[0]}://{rest.rpartition('@')[2]}"
+
+
+def store_error(url: str, exc: BaseException) -> ProtegeError:
+    """A traffic database that cannot be opened or read, as one line saying how to recover."""
+    detail = getattr(exc, "orig", None) or exc
+    where = shown(url)
+    if url.startswith("sqlite:///"):
+        hint = f"if the file is damaged, move it aside (mv {where} {where}.bad); protege serve starts a new log"
+    else:
+        hint = "check that the server is up and the URL, user and database are right"
+    return ProtegeError(f"{where}: cannot use the traffic log ({str(detail).strip().splitlines()[0][:200]})", hint=hint)
+
+
 def make_engine(url: str) -> sa.Engine:
     try:
         engine = sa.create_engine(url, pool_pre_ping=True)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
-        raise ProtegeError(f"cannot open traffic database {url.split('@')[-1]}: {exc}") from None
+        raise ProtegeError(f"cannot open traffic database {shown(url)}: {exc}") from None
     if engine.dialect.name == "sqlite":
 
         @sa.event.listens_for(engine, "connect")
         def _wal(dbapi_conn, _record):  # noqa: ANN001
-            # WAL lets `protege harvest` read while the gateway writes.
+            # WAL lets `protege harvest` read while the gateway writes; with synchronous=NORMAL a
+            # commit survives the process being killed (not a power cut, which would need FULL).
             dbapi_conn.execute("PRAGMA journal_mode=WAL")
             dbapi_conn.execute("PRAGMA synchronous=NORMAL")
             dbapi_conn.execute("PRAGMA busy_timeout=10000")
 
     try:
         metadata.create_all(engine)
-    except sa.exc.OperationalError as exc:
-        raise ProtegeError(f"cannot open traffic database {url.split('@')[-1]}: {exc.orig}") from None
+    except sa.exc.SQLAlchemyError as exc:
+        engine.dispose()
+        raise store_error(url, exc) from None
     return engine
 
 
@@ -114,15 +170,18 @@ class TrafficLog:
     def __init__(self, url: str, batch: int = 256):
         self.url = url
         self.engine = make_engine(url)
-        self._queue: queue.Queue[TrafficRecord | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[TrafficRecord, Future] | None] = queue.Queue()
         self._batch = batch
         self.errors = 0
         self._thread = threading.Thread(target=self._writer, name="traffic-log", daemon=True)
         self._thread.start()
 
-    def record(self, rec: TrafficRecord) -> None:
-        """Queue a record; never blocks the caller on the database."""
-        self._queue.put(rec)
+    def record(self, rec: TrafficRecord) -> Future:
+        """Queue a record; never blocks. The future is True once the row is committed, False if
+        the write failed (counted in `errors`; the answer was already given)."""
+        done: Future = Future()
+        self._queue.put((rec, done))
+        return done
 
     def _writer(self) -> None:
         while True:
@@ -133,14 +192,22 @@ class TrafficLog:
                     items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            rows = [i.row() for i in items if i is not None]
+            pending = [i for i in items if i is not None]
+            ok = True
             try:
-                if rows:
+                if pending:
                     with self.engine.begin() as conn:
-                        conn.execute(requests_table.insert(), rows)
-            except sa.exc.SQLAlchemyError:
-                self.errors += len(rows)
+                        conn.execute(requests_table.insert(), [rec.row() for rec, _ in pending])
+            except sa.exc.SQLAlchemyError as exc:
+                ok = False
+                self.errors += len(pending)
+                from protege.console import err
+
+                err.print(f"[red]traffic log:[/] {len(pending)} row(s) not written: {store_error(self.url, exc)}",
+                          highlight=False, soft_wrap=True)  # fmt: skip
             finally:
+                for _, done in pending:
+                    done.set_result(ok)
                 for _ in items:
                     self._queue.task_done()
             if None in items:
@@ -186,5 +253,8 @@ def harvestable(engine: sa.Engine, project: str) -> list[dict[str, Any]]:
         .where(sa.or_(t.c.rating.is_(None), t.c.rating > 0))
         .order_by(t.c.created)
     )
-    with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(query).mappings()]
+    try:
+        with engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+    except sa.exc.SQLAlchemyError as exc:
+        raise store_error(str(engine.url), exc) from None
