@@ -70,7 +70,9 @@ def fingerprint(project: Project, stage: str) -> str:
     if stage == "synth":
         parts: list[Any] = [cfg.synth, cfg.teacher, cfg.judge_model, cfg.persona, cfg.guard, files_digest(project.docs_dir, paths.persona)]
     elif stage == "train":
-        parts = [cfg.train, cfg.student, files_digest(paths.train_jsonl)]
+        from protege.dataset import training_files
+
+        parts = [cfg.train, cfg.student, files_digest(*training_files(paths))]  # synth's rows and every harvest
     elif stage == "eval":
         from protege.train import latest_run
 

@@ -1,10 +1,11 @@
 """`protege harvest`: the flywheel. Teacher-answered traffic becomes new training rows.
 
 Only requests the teacher answered, that finished well and that no one rated down are used;
-PII is redacted from every message; questions that repeat the dataset (train or eval, so eval
-stays clean) or each other are dropped. The rows land as a new dataset version:
-`artifacts/data/harvest-<n>.jsonl`, appended to train.jsonl, recorded in `versions.jsonl` and
-in a section of the data card, so the next `protege train` learns from them.
+PII is redacted from every message (unless the owner set `guard.redact_pii: false`); questions
+that repeat the dataset (train, eval or an earlier harvest, so eval stays clean) or each other
+are dropped. The rows land in a file of harvest's own, `artifacts/data/harvest-<n>.jsonl`,
+listed in the dataset manifest (see protege.dataset) and in the card's harvest section: the
+next `protege train` learns from them, and the next `protege synth` cannot lose them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from protege import __version__
+from protege import __version__, dataset
 from protege.config import section_hash
 from protege.errors import ProtegeError
 from protege.project import Project
@@ -24,8 +25,8 @@ from protege.project import Project
 
 @dataclass
 class HarvestResult:
-    version: int
-    path: Path | None  # None when nothing new was found
+    version: int | None  # None when nothing new was found
+    path: Path | None
     candidates: int  # teacher-answered, not rated down
     added: int
     duplicates: int
@@ -35,17 +36,6 @@ class HarvestResult:
 
 def _question(messages: list[dict[str, Any]]) -> str:
     return next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _next_version(data_dir: Path) -> int:
-    versions = [int(p.stem.split("-")[1]) for p in data_dir.glob("harvest-*.jsonl") if p.stem.split("-")[1].isdigit()]
-    return max(versions, default=0) + 1
 
 
 def to_row(project: Project, request: dict[str, Any], persona: str, redact: Any) -> tuple[dict[str, Any], int]:
@@ -86,7 +76,7 @@ class Selection:
     rows: list[dict[str, Any]]  # new train rows: not harvested before, not near-duplicates
     duplicates: int
     redactions: int
-    train: list[dict[str, Any]]  # train.jsonl as it is
+    train: list[dict[str, Any]]  # every training row so far: train.jsonl and the earlier harvests
 
     @property
     def rated_up(self) -> int:
@@ -101,17 +91,19 @@ def select(project: Project, db: str | None = None) -> Selection:
     from protege.serve.traffic import harvestable, make_engine
     from protege.synth.dedup import near_duplicates
 
-    if db is None and not project.paths.traffic_db.is_file():
-        raise ProtegeError(f"{project.paths.traffic_db}: no traffic log yet", hint=f"serve it: `protege serve {project.root}`")
-    engine = make_engine(db or f"sqlite:///{project.paths.traffic_db}")
+    paths = project.paths
+    if db is None and not paths.traffic_db.is_file():
+        raise ProtegeError(f"{paths.traffic_db}: no traffic log yet", hint=f"serve it: `protege serve {project.root}`")
+    engine = make_engine(db or f"sqlite:///{paths.traffic_db}")
     try:
         requests = harvestable(engine, project.name)
     finally:
         engine.dispose()
 
-    train = _read_jsonl(project.paths.train_jsonl)
-    existing = train + _read_jsonl(project.paths.eval_jsonl)
-    seen_traffic = {r.get("source", {}).get("traffic_id") for r in train}
+    harvested = [r for p in dataset.parts(paths) for r in dataset.read_jsonl(paths.data / p.file)]
+    train = dataset.read_jsonl(paths.train_jsonl) + harvested
+    existing = train + dataset.read_jsonl(paths.eval_jsonl)
+    seen_traffic = {r.get("source", {}).get("traffic_id") for r in existing}
     persona = persona_for(project)
     try:
         public = published_pii(c.text for c in load_chunks(project))  # the owner's own contacts stay
@@ -119,7 +111,7 @@ def select(project: Project, db: str | None = None) -> Selection:
         public = frozenset()
 
     def clean(text: str) -> tuple[str, int]:
-        return redact(text, keep=public)
+        return redact(text, keep=public) if project.config.guard.redact_pii else (text, 0)
 
     rows = [
         to_row(project, request, persona, clean)[0]
@@ -134,37 +126,16 @@ def select(project: Project, db: str | None = None) -> Selection:
 
 
 def run(project: Project, db: str | None = None) -> HarvestResult:
-    """Harvest the project's traffic log into a new dataset version (nothing written if none)."""
+    """Harvest the project's traffic log into a new dataset part (nothing written if none)."""
     sel = select(project, db)
-    fresh, train, redactions = sel.rows, sel.train, sel.redactions
-    data = project.paths.data
-    version = _next_version(data)
-    result = HarvestResult(version, None, len(sel.requests), len(fresh), sel.duplicates, redactions, sel.rated_up)
+    fresh, paths = sel.rows, project.paths
+    result = HarvestResult(None, None, len(sel.requests), len(fresh), sel.duplicates, sel.redactions, sel.rated_up)
     if not fresh:
         return result
 
-    data.mkdir(parents=True, exist_ok=True)
-    path = data / f"harvest-{version}.jsonl"
-    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in fresh)
-    path.write_text(lines, encoding="utf-8")
-    with project.paths.train_jsonl.open("a", encoding="utf-8") as f:
-        f.write(lines)
-    record = {
-        "version": version, "file": path.name, "created": time.time(), "added": len(fresh),
-        "duplicates": result.duplicates, "redactions": redactions, "train_rows": len(train) + len(fresh),
-        "train_sha256": hashlib.sha256(project.paths.train_jsonl.read_bytes()).hexdigest(),
-        "traffic_ids": [r["source"]["traffic_id"] for r in fresh], "code_version": __version__,
-    }  # fmt: skip
-    with (data / "versions.jsonl").open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-    with project.paths.card.open("a", encoding="utf-8") as f:
-        f.write(
-            f"\n## Harvest {version} ({time.strftime('%Y-%m-%d %H:%M', time.localtime())})\n\n"
-            f"{len(fresh)} row(s) from live traffic the teacher answered ({result.candidates} candidate(s), "
-            f"{result.duplicates} dropped as near-duplicates of the dataset or of each other, "
-            f"{redactions} PII span(s) redacted, {result.rated_up} rated up by users). "
-            f"Rated-down answers are never harvested. File: `{path.name}`; train.jsonl now has "
-            f"{record['train_rows']} rows.\n"
-        )
-    result.path = path
+    part = dataset.add_part(paths, fresh, "harvest", added=len(fresh), duplicates=result.duplicates, redactions=sel.redactions,
+                            rated_up=result.rated_up, traffic_ids=[r["source"]["traffic_id"] for r in fresh])  # fmt: skip
+    card = paths.card.read_text(encoding="utf-8") if paths.card.is_file() else ""
+    dataset.write_text(paths.card, dataset.with_harvest_section(card, dataset.parts(paths)))
+    result.version, result.path = part.version, paths.data / part.file
     return result

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protege.config import ModelConfig
+from protege.dataset import Part, with_harvest_section
 
 UNKNOWN_LICENSE = "unknown"
 
@@ -73,6 +74,7 @@ class CardData:
     grounding: GroundingCounts
     key_facts: KeyFactCounts
     examples: list[dict[str, Any]] = field(default_factory=list)
+    harvest: list[Part] = field(default_factory=list)  # the dataset's parts beyond synth's (protege.dataset)
 
 
 def pick_examples(rows: list[dict[str, Any]], seed: int, n: int = 10) -> list[dict[str, Any]]:
@@ -182,4 +184,4 @@ def render_card(d: CardData) -> str:
             f"> **A:** {_clip(row['messages'][-1]['content'])}",
             "",
         ]
-    return "\n".join(lines).rstrip() + "\n"
+    return with_harvest_section("\n".join(lines).rstrip() + "\n", d.harvest)

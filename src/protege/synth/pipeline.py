@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import time
 from collections import Counter
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import protege
+from protege import dataset
 from protege.chains import in_chains
 from protege.config import section_hash
 from protege.corpus import Chunk, Corpus, load_corpus
@@ -53,6 +53,8 @@ class SynthResult:
     dry_run: bool = False
     estimate: list[EstimateRow] = field(default_factory=list)
     usage: list[dict[str, Any]] = field(default_factory=list)  # per model role: calls, tokens, cost
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why) for documents not read
+    notes: list[str] = field(default_factory=list)  # rows that could not be read inside read files
 
 
 @dataclass
@@ -112,7 +114,8 @@ def run(project: "Project", dry_run: bool = False) -> SynthResult:
     if dry_run:
         estimate = estimate_calls(project, corpus, chunks, plan)
         counts = {"files": len(corpus.documents), "skipped": len(corpus.skipped), "chunks": len(chunks), "questions": len(plan)}
-        return SynthResult(paths.train_jsonl, paths.eval_jsonl, paths.card, paths.dropped_jsonl, None, counts, True, estimate)
+        return SynthResult(paths.train_jsonl, paths.eval_jsonl, paths.card, paths.dropped_jsonl, None, counts, True, estimate,
+                           skipped=[(s.file, s.reason) for s in corpus.skipped], notes=corpus.notes)  # fmt: skip
     return asyncio.run(_synthesize(project, corpus, chunks, plan))
 
 
@@ -299,9 +302,11 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
     rows = [_row(it, project, chash, proposers) for it in items if it.alive]
     train, held_out = split_by_chunk(rows, synth.eval_fraction, synth.seed)
     paths = project.paths
-    _write_jsonl(paths.train_jsonl, train)
-    _write_jsonl(paths.eval_jsonl, held_out)
-    _write_jsonl(paths.dropped_jsonl, [_dropped_row(it) for it in items if not it.alive])
+    # synth owns train/eval/dropped.jsonl; a row in train.jsonl it did not write is kept in a part.
+    preserved = dataset.preserve_foreign_rows(paths, _written_by_synth)
+    dataset.write_jsonl(paths.train_jsonl, train)
+    dataset.write_jsonl(paths.eval_jsonl, held_out)
+    dataset.write_jsonl(paths.dropped_jsonl, [_dropped_row(it) for it in items if not it.alive])
 
     dropped = Counter(it.dropped[0] for it in items if it.dropped)
     usage = [_usage("teacher", c.teacher.ref, teacher), _usage("judge", c.judge_model.ref, judge)]
@@ -333,16 +338,17 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
         judge_retries=sum(1 for it in items if it.verdict and it.verdict.attempts > 1),
         judge_threshold=synth.judge_threshold if synth.judge else None, examples=pick_examples(rows, synth.seed),
         grounding=GroundingCounts(synth.grounding_threshold, ungrounded, judge_kept),
-        key_facts=_key_fact_counts(items),
+        key_facts=_key_fact_counts(items), harvest=dataset.parts(paths),
     )  # fmt: skip
-    _write_text(paths.card, render_card(card))
+    dataset.write_text(paths.card, render_card(card))
     counts = {
         "files": len(corpus.documents), "skipped": len(corpus.skipped), "chunks": len(chunks),
         "questions": n_questions, "dropped": sum(dropped.values()), "kept": len(rows),
-        "train": len(train), "eval": len(held_out),
+        "train": len(train), "eval": len(held_out), "preserved": preserved.rows if preserved else 0,
     }  # fmt: skip
     persona_path = None if persona.source == "config" else paths.persona
-    return SynthResult(paths.train_jsonl, paths.eval_jsonl, paths.card, paths.dropped_jsonl, persona_path, counts, usage=usage)
+    return SynthResult(paths.train_jsonl, paths.eval_jsonl, paths.card, paths.dropped_jsonl, persona_path, counts, usage=usage,
+                       skipped=card.skipped, notes=corpus.notes)  # fmt: skip
 
 
 def _key_fact_counts(items: list[_Item]) -> KeyFactCounts:
@@ -404,13 +410,5 @@ def _usage(role: str, ref: str, client: "ChatClient") -> dict[str, Any]:
             "completion_tokens": s.completion_tokens, "cost_usd": s.cost_usd, "spent_usd": s.spent_usd}  # fmt: skip
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Through a temporary file, so a crash never leaves a half-written artifact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    _write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+def _written_by_synth(row: dict[str, Any]) -> bool:
+    return str(row.get("id", "")).startswith("q-") and "config_hash" in (row.get("meta") or {})

@@ -14,9 +14,12 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from protege.errors import ProtegeError
+
+if TYPE_CHECKING:
+    from protege.project import ArtifactPaths
 
 ROLES = ("system", "user", "assistant")
 
@@ -82,6 +85,33 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     if not rows:
         raise ProtegeError(f"{path}: no rows to train on", hint="run `protege synth DIR` first")
     return rows
+
+
+def read_dataset(paths: "ArtifactPaths") -> tuple[list[dict[str, Any]], list[Path]]:
+    """Every training row and the files they came from: synth's train.jsonl, then each part in
+    the dataset manifest (protege.dataset). A row whose id was already read is skipped: an older
+    protege harvest appended its rows to train.jsonl as well as to its own file."""
+    from protege.dataset import training_files
+
+    files = training_files(paths)
+    rows = read_rows(files[0])
+    seen = {r.get("id") for r in rows}
+    for path in files[1:]:
+        for row in read_rows(path):
+            if row.get("id") is None or row["id"] not in seen:
+                rows.append(row)
+                seen.add(row.get("id"))
+    return rows, files
+
+
+def dataset_digest(files: list[Path]) -> str:
+    """sha256 over the training files' names and contents: what a run was trained on."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _row_problem(row: Any) -> str | None:

@@ -5,7 +5,6 @@ Imports stay light at module level; torch and friends load inside run().
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -183,13 +182,13 @@ def run(
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
     from protege.console import err
-    from protege.train.data import read_rows
+    from protege.train.data import read_dataset
     from protege.train.loop import oom_error, total_steps, train
     from protege.train.precision import plan
     from protege.train.student import load_student
 
     config = project.config.train
-    rows = read_rows(project.paths.train_jsonl)
+    rows, _ = read_dataset(project.paths)
     run_dir = _pick_run_dir(project, run_name, resume)
     if (run_dir / "run.json").is_file():
         raise ProtegeError(f"{run_dir}: run already finished", hint="choose another --run name")
@@ -240,7 +239,8 @@ def run(
 
 def _export(project, run_dir, student, model, rows, examples, data_info, result, merge) -> None:  # noqa: ANN001
     from protege.console import err
-    from protege.train.data import render
+    from protege.dataset import training_files
+    from protege.train.data import dataset_digest, render
     from protege.train.export import greedy_agreement, write_gguf_adapter, write_modelfile
 
     config = project.config.train
@@ -269,7 +269,8 @@ def _export(project, run_dir, student, model, rows, examples, data_info, result,
         merged = _merged(student.ref, run_dir / "adapter") if config.method == "lora" else model
         merged.save_pretrained(run_dir / "merged")
         student.tokenizer.save_pretrained(run_dir / "merged")
-    data_hash = hashlib.sha256(project.paths.train_jsonl.read_bytes()).hexdigest()[:16]
+    files = training_files(project.paths)
+    data_hash = dataset_digest(files)
     run_info = {
         "run": run_dir.name,
         "student": student.ref,
@@ -277,7 +278,7 @@ def _export(project, run_dir, student, model, rows, examples, data_info, result,
         "adapter_gguf": str(run_dir / "adapter.gguf") if config.method == "lora" else None,
         "method": config.method,
         "train_config": config.model_dump(mode="json"),
-        "dataset": str(project.paths.train_jsonl),
+        "dataset": [str(f) for f in files],
         "dataset_sha256": data_hash,
         "rows": len(rows),
         "code_version": __version__,
