@@ -3,10 +3,15 @@
 A checkpoint holds the trainable weights, optimizer, scheduler, RNG states and the step; the
 data order is a pure function of (seed, epoch), so the step alone says where the data stands.
 A run resumed from a checkpoint therefore ends with the same weights as one never stopped.
+
+The checkpoint is data, never code: one safetensors file (`checkpoints/state.pt`, a name kept
+from when it was a pickle) holding every tensor, with the rest of the state as JSON in its
+header. Loading one from someone else's project folder cannot run anything.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -22,6 +27,7 @@ from protege.train.data import Example, length_batches
 from protege.train.loss import PositionLoss, collate
 
 STATE_FILE = "state.pt"
+CHECKPOINT_FORMAT = 1
 
 
 @dataclass
@@ -169,8 +175,40 @@ def _trainable(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().cpu().clone() for n, p in module.named_parameters() if p.requires_grad}
 
 
+def _pack(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """A state (dicts, lists, tuples, numbers, strings, tensors) as JSON, its tensors moved to `tensors`."""
+    if isinstance(value, torch.Tensor):
+        name = f"t{len(tensors)}"
+        tensors[name] = value.detach().cpu().contiguous().clone()
+        return {"tensor": name}
+    if isinstance(value, dict):
+        return {"dict": [[_pack(k, tensors), _pack(v, tensors)] for k, v in value.items()]}
+    if isinstance(value, tuple):
+        return {"tuple": [_pack(v, tensors) for v in value]}
+    if isinstance(value, list):
+        return [_pack(v, tensors) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot checkpoint a {type(value).__name__}")
+
+
+def _unpack(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, list):
+        return [_unpack(v, tensors) for v in value]
+    if not isinstance(value, dict):
+        return value
+    (kind, body), = value.items()
+    if kind == "tensor":
+        return tensors[body]
+    if kind == "tuple":
+        return tuple(_unpack(v, tensors) for v in body)
+    return {_unpack(k, tensors): _unpack(v, tensors) for k, v in body}
+
+
 def _save(path: Path, module: torch.nn.Module, optimizer: Any, scheduler: Any, step: int, result: TrainResult) -> None:
     """Atomic: written to a temporary file and renamed, so a kill never leaves a torn checkpoint."""
+    from safetensors.torch import save_file
+
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "step": step,
@@ -184,13 +222,33 @@ def _save(path: Path, module: torch.nn.Module, optimizer: Any, scheduler: Any, s
     }
     if torch.cuda.is_available():
         state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+    tensors: dict[str, torch.Tensor] = {}
+    header = json.dumps({"format": CHECKPOINT_FORMAT, "state": _pack(state, tensors)})
     partial = path.with_suffix(".partial")
-    torch.save(state, partial)
+    save_file(tensors, partial, metadata={"protege": header})
     partial.replace(path)
 
 
+def _read(path: Path) -> dict[str, Any]:
+    """The state in a checkpoint; a damaged, foreign or unreadable file is one ProtegeError."""
+    from safetensors import SafetensorError, safe_open
+
+    recover = f"start a new run (without --resume), or delete {path.parent} to train this run from the start"
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = json.loads((f.metadata() or {})["protege"])
+            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 - safe_open has no items()
+        if header.get("format") != CHECKPOINT_FORMAT:
+            raise ProtegeError(f"{path}: checkpoint format {header.get('format')!r} is not one this protege reads",
+                               hint=recover)  # fmt: skip
+        return _unpack(header["state"], tensors)
+    except (SafetensorError, OSError, KeyError, ValueError, TypeError) as exc:
+        raise ProtegeError(f"{path}: not a readable protege checkpoint ({type(exc).__name__}: {str(exc)[:120]})",
+                           hint=recover) from None  # fmt: skip
+
+
 def _load(path: Path, module: torch.nn.Module, optimizer: Any, scheduler: Any, result: TrainResult) -> int:
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = _read(path)
     current = dict(module.named_parameters())
     missing = set(state["weights"]) ^ {n for n, p in current.items() if p.requires_grad}
     if missing:
