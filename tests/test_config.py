@@ -21,6 +21,11 @@ BAD_CONFIGS = [
     ("- just\n- a list\n", "expected a mapping"),
     ("name: x\n  bad: indent\n", "not valid YAML"),
     ("name: 'has spaces'\n", "'name'"),
+    ("name: x\nteacher: embedded:smollm2-135m-instruct\nteacher: ollama:llama3.1\n", "line 3: not valid YAML: duplicate key 'teacher'"),
+    ("name: x\nsynth:\n  seed: 1\n  seed: 2\n", "duplicate key 'seed'"),
+    ("name: x\nsynth:\n  chunk_tokens: 100\n  chunk_overlap: 100\n", "chunk_overlap (100) must be at most a quarter of chunk_tokens (100)"),
+    ("name: x\nteacher: openai:x@http://\n", "names no host"),
+    ("name: x\nteacher: openai:x@https:///v1\n", "names no host"),
 ]
 
 
@@ -34,6 +39,10 @@ def test_bad_config_gives_one_clear_line(tmp_path: Path, text: str, expected: st
     assert expected in message
     assert str(path) in message
     assert "\n" not in message and "Traceback" not in message
+
+
+def test_the_default_overlap_fits_any_chunk_size():
+    assert parse_config({"name": "x", "synth": {"chunk_tokens": 40}}).synth.chunk_overlap == 30  # the chunker caps it
 
 
 def test_missing_file_names_the_file(tmp_path: Path):

@@ -22,6 +22,21 @@ DEFAULT_STUDENT = "embedded:qwen2.5-coder-0.5b-instruct"
 QUICK_STUDENT = "embedded:smollm2-135m-instruct"  # protege run --quick and fast tests
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load, except that a key given twice in one mapping is an error, not "last wins"."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}' (the first value would be silently lost)", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 class Strict(BaseModel):
     """Unknown keys are errors: a typo must not silently fall back to a default."""
 
@@ -75,7 +90,7 @@ REFUSAL_TYPES = ("out-of-scope", "unsafe")  # question types whose right answer 
 
 class SynthConfig(Strict):
     chunk_tokens: int = Field(300, ge=32)
-    chunk_overlap: int = Field(30, ge=0)
+    chunk_overlap: int = Field(30, ge=0, description="tokens a continuation chunk repeats; at most chunk_tokens / 4")
     text_field: str = Field("text", description="field holding the text in .jsonl/.csv docs")
     questions_per_chunk: int = Field(4, ge=1, le=50)
     type_mix: dict[str, float] = Field(
@@ -115,6 +130,16 @@ class SynthConfig(Strict):
     eval_fraction: float = Field(0.2, ge=0, lt=1)
     max_chunks: int | None = Field(None, ge=1, description="cap on chunks used (quick runs)")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> "SynthConfig":
+        # The chunker repeats the overlap in every continuation chunk and caps it at a quarter
+        # of the budget (past that a chunk is mostly repetition). The default is capped quietly;
+        # a value the owner wrote is never changed behind their back.
+        if "chunk_overlap" in self.model_fields_set and self.chunk_overlap > self.chunk_tokens // 4:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be at most a quarter of chunk_tokens "
+                             f"({self.chunk_tokens}), i.e. {self.chunk_tokens // 4} or less")  # fmt: skip
+        return self
 
     @field_validator("type_mix")
     @classmethod
@@ -259,7 +284,7 @@ def load_config(path: Path) -> ProjectConfig:
     if not path.is_file():
         raise ProtegeError(f"{path}: file not found", hint="create a project with `protege init DIR`")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -62,3 +62,15 @@ def test_posts_are_whole_units_packed_to_budget() -> None:
 def test_approx_tokens_is_words_times_1_3() -> None:
     assert approx_tokens("one two three four five six seven eight nine ten") == 13
     assert approx_tokens("") == 0
+
+
+def test_text_without_spaces_is_counted_and_cut_to_the_budget() -> None:
+    blob = "x" * 4_000_000  # minified code, base64, a CJK page: one "word" of 4 MB
+    assert approx_tokens(blob) >= 600_000  # not ~1 token because it has no whitespace
+    assert approx_tokens("a few plain words here") == approx_tokens("a few plain words here".upper())
+    chunks = chunk_document(Document("blob.txt", "text", text=f"# Blob\n\n{blob}"), budget=300, overlap=30)
+    assert len(chunks) > 2000
+    assert max(c.tokens for c in chunks) <= 300
+    assert sum(c.text.count("x") for c in chunks) >= len(blob)  # nothing dropped (overlap repeats some)
+    cjk = "日本語の文章には空白がありません。" * 200
+    assert approx_tokens(cjk) >= len(cjk) // 2

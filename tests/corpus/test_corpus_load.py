@@ -55,6 +55,7 @@ def docs(tmp_path: Path) -> Path:
     (d / "scan.pdf").write_bytes(b"%PDF-1.4 garbage that is not a pdf")
     (d / "photo.png").write_bytes(b"\x89PNG\r\n")
     (d / "empty.md").write_text("   \n")
+    (d / "zeros.txt").write_bytes(b"\0" * 4096)
     (d / ".DS_Store").write_bytes(b"\0\0")
     return d
 
@@ -69,10 +70,11 @@ def test_every_format_is_read_and_every_failure_named(docs: Path) -> None:
     assert "var x" not in html and "color:red" not in html
     assert by_file["posts.jsonl"].kind == "posts"
     assert by_file["posts.jsonl"].rows == ["Low and slow, friends.", "Pantry math again."]
-    assert loaded.notes == ["posts.jsonl: 2 of 4 rows unreadable or without 'text'"]
+    assert loaded.notes == ["posts.jsonl: 2 of 4 rows unreadable or without 'text' (line 2: not JSON; line 3: no 'text')"]
 
     reasons = {s.file: s.reason for s in loaded.skipped}
-    assert set(reasons) == {"faq.csv", "latin1.txt", "scan.pdf", "photo.png", "empty.md"}  # .DS_Store is not a doc
+    assert set(reasons) == {"faq.csv", "latin1.txt", "scan.pdf", "photo.png", "empty.md", "zeros.txt"}  # .DS_Store is not a doc
+    assert reasons["zeros.txt"] == "binary file (NUL bytes), not text"
     assert "no 'text' column" in reasons["faq.csv"]
     assert reasons["latin1.txt"] == "not UTF-8 text"
     assert "not a readable PDF" in reasons["scan.pdf"]
@@ -99,3 +101,12 @@ def test_empty_corpus_is_one_clear_error(project_dir: Path) -> None:
     (project_dir / "docs" / "bad.txt").write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(ProtegeError, match=r"no usable documents \(1 skipped: bad.txt: not UTF-8 text\)"):
         load_corpus(Project.load(project_dir))
+
+
+def test_a_mostly_broken_jsonl_names_its_bad_lines(tmp_path: Path) -> None:
+    rows = [json.dumps({"text": "good one"}), "{oops", "[1, 2]", json.dumps({"text": ""}), "nope", "{", "}",
+            json.dumps({"text": "good two"})]  # fmt: skip
+    (tmp_path / "posts.jsonl").write_text("\n".join(rows))
+    [note] = load_documents(tmp_path).notes
+    assert note.startswith("posts.jsonl: 6 of 8 rows unreadable or without 'text' (line 2: not JSON; line 3: no 'text';")
+    assert note.endswith("; line 6: not JSON; +1 more)")

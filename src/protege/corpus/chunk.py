@@ -1,7 +1,9 @@
 """Chunking along the document's own structure, to a token budget, with overlap.
 
-Token counts are an approximation, words * 1.3 (`approx_tokens`): close enough for English with
-the BPE tokenizers of the embedded models, and free, so chunking needs no tokenizer at all.
+Token counts are an approximation (`approx_tokens`): words * 1.3, close enough for English with
+the BPE tokenizers of the embedded models, and free, so chunking needs no tokenizer at all. Text
+with few spaces (minified code, base64, a CJK page) is counted at one token per 6 UTF-8 bytes at
+least, so a 4 MB string without whitespace is about 700k tokens, not 2, and is cut to the budget.
 
 The rules, in order:
 1. A document is cut into sections at markdown headings (HTML headings arrive as `#` lines).
@@ -9,7 +11,7 @@ The rules, in order:
 2. A section that fits the budget stays whole. Consecutive small sections are merged while the
    sum fits, so a page of short headings does not become a pile of tiny chunks.
 3. A section over budget is cut at paragraphs, a paragraph over budget at sentences, a sentence
-   over budget at words. Every continuation repeats the section heading and the last
+   over budget at words, a word over budget at characters. Every continuation repeats the section heading and the last
    `overlap` tokens of the piece before it, so a fact cut in two is still whole in one chunk.
 """
 
@@ -22,16 +24,62 @@ from dataclasses import dataclass
 from protege.corpus.load import Document
 
 TOKENS_PER_WORD = 1.3
+BYTES_PER_TOKEN = 6  # a floor: BPE tokens of any script hold fewer bytes than this on average
 _HEADING = re.compile(r"^#{1,6}\s+\S")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
+def _estimate(words: int, nbytes: int) -> int:
+    return max(math.ceil(words * TOKENS_PER_WORD), math.ceil(nbytes / BYTES_PER_TOKEN))
+
+
 def approx_tokens(text: str) -> int:
-    return math.ceil(len(text.split()) * TOKENS_PER_WORD)
+    return _estimate(len(text.split()), len(text.encode()))
 
 
 def _words_for(tokens: int) -> int:
     return max(1, int(tokens / TOKENS_PER_WORD))
+
+
+def _cut(word: str, limit: int) -> list[str]:
+    """A word as pieces of at most `limit` UTF-8 bytes, cut between characters."""
+    data = word.encode()
+    if len(data) <= limit:
+        return [word]
+    pieces, start = [], 0
+    while start < len(data):
+        end = min(start + limit, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:  # a continuation byte: not mid-character
+            end -= 1
+        pieces.append(data[start:end].decode())
+        start = end
+    return pieces
+
+
+def _word_pieces(sentence: str, budget: int) -> list[str]:
+    """A sentence over budget as runs of whole words (a word over budget cut), each within budget."""
+    pieces: list[str] = []
+    words: list[str] = []
+    nbytes = 0
+    for word in sentence.split():
+        for part in _cut(word, budget * BYTES_PER_TOKEN):
+            size = len(part.encode()) + bool(words)
+            if words and _estimate(len(words) + 1, nbytes + size) > budget:
+                pieces.append(" ".join(words))
+                words, nbytes, size = [], 0, size - 1
+            words.append(part)
+            nbytes += size
+    if words:
+        pieces.append(" ".join(words))
+    return pieces
+
+
+def _tail(text: str, overlap: int) -> str:
+    """The last `overlap` tokens of a text: its last words, or its last bytes if they are one long word."""
+    tail = " ".join(text.split()[-_words_for(overlap) :])
+    if approx_tokens(tail) <= overlap:
+        return tail
+    return tail.encode()[-overlap * BYTES_PER_TOKEN :].decode(errors="ignore")
 
 
 @dataclass(frozen=True)
@@ -83,12 +131,7 @@ def _split_to_fit(text: str, budget: int) -> list[str]:
     pieces: list[str] = []
     current: list[str] = []
     for sentence in _SENTENCE_END.split(text):
-        if approx_tokens(sentence) > budget:
-            words = sentence.split()
-            step = _words_for(budget)
-            parts = [" ".join(words[i : i + step]) for i in range(0, len(words), step)]
-        else:
-            parts = [sentence]
+        parts = [sentence] if approx_tokens(sentence) <= budget else _word_pieces(sentence, budget)
         for part in parts:
             if current and approx_tokens(" ".join(current + [part])) > budget:
                 pieces.append(" ".join(current))
@@ -113,7 +156,7 @@ def _split_section(section: _Section, budget: int, overlap: int) -> list[str]:
     pieces = []
     previous = ""
     for body in bodies:
-        tail = " ".join(previous.split()[-_words_for(overlap) :]) if previous and overlap else ""
+        tail = _tail(previous, overlap) if previous and overlap else ""
         parts = ([section.heading] if section.heading else []) + ([f"... {tail}"] if tail else []) + body
         pieces.append("\n\n".join(parts))
         previous = "\n\n".join(body)

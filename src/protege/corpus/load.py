@@ -80,9 +80,12 @@ class _HTMLText(HTMLParser):
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8-sig")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise Unreadable("not UTF-8 text") from None
+    if "\x00" in text:  # valid UTF-8, yet no text file holds NUL bytes
+        raise Unreadable("binary file (NUL bytes), not text")
+    return text
 
 
 def _read_pdf(path: Path) -> str:
@@ -102,36 +105,47 @@ def _read_pdf(path: Path) -> str:
     return text
 
 
-def _rows_jsonl(path: Path, text_field: str) -> tuple[list[str], int]:
-    rows, bad = [], 0
-    for line in _read_text(path).splitlines():
+# A row file's rows: the texts, and (line number, problem) for each row that could not be used.
+Rows = tuple[list[str], list[tuple[int, str]]]
+
+
+def _rows_jsonl(path: Path, text_field: str) -> Rows:
+    rows, bad = [], []
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError:
-            bad += 1
+        except (json.JSONDecodeError, RecursionError):
+            bad.append((number, "not JSON"))
             continue
         value = obj.get(text_field) if isinstance(obj, dict) else None
         if isinstance(value, str) and value.strip():
             rows.append(value.strip())
         else:
-            bad += 1
+            bad.append((number, f"no '{text_field}'"))
     return rows, bad
 
 
-def _rows_csv(path: Path, text_field: str) -> tuple[list[str], int]:
+def _rows_csv(path: Path, text_field: str) -> Rows:
     reader = csv.DictReader(_read_text(path).splitlines())
     if reader.fieldnames is None or text_field not in reader.fieldnames:
         raise Unreadable(f"no '{text_field}' column (name the text column in synth.text_field)")
-    rows, bad = [], 0
+    rows, bad = [], []
     for record in reader:
         value = record.get(text_field)
         if isinstance(value, str) and value.strip():
             rows.append(value.strip())
         else:
-            bad += 1
+            bad.append((reader.line_num, f"no '{text_field}'"))
     return rows, bad
+
+
+def _bad_rows_note(name: str, text_field: str, n_rows: int, bad: list[tuple[int, str]], shown: int = 5) -> str:
+    lines = [f"line {number}: {problem}" for number, problem in bad[:shown]]
+    if len(bad) > shown:
+        lines.append(f"+{len(bad) - shown} more")
+    return f"{name}: {len(bad)} of {len(bad) + n_rows} rows unreadable or without '{text_field}' ({'; '.join(lines)})"
 
 
 def read_document(path: Path, name: str, text_field: str) -> tuple[Document, str | None]:
@@ -143,7 +157,7 @@ def read_document(path: Path, name: str, text_field: str) -> tuple[Document, str
         rows, bad = (_rows_jsonl if suffix == ".jsonl" else _rows_csv)(path, text_field)
         if not rows:
             raise Unreadable(f"no row with a non-empty '{text_field}' field (name it in synth.text_field)")
-        note = f"{name}: {bad} of {bad + len(rows)} rows unreadable or without '{text_field}'" if bad else None
+        note = _bad_rows_note(name, text_field, len(rows), bad) if bad else None
         return Document(name, "posts", rows=rows), note
     if suffix == ".pdf":
         text = _read_pdf(path)

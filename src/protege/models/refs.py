@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from protege.errors import ProtegeError
 
@@ -74,6 +75,13 @@ def parse_ref(text: str) -> ModelRef:
             )
         if not url.startswith(("http://", "https://")):
             raise ProtegeError(f"model reference '{text}': base URL must start with http:// or https://")
+        try:
+            parts = urlsplit(url)
+            host, _ = parts.hostname, parts.port  # .port checks the port's range
+        except ValueError as exc:  # an unclosed IPv6 bracket, a port past 65535
+            raise ProtegeError(f"model reference '{text}': base URL is malformed ({exc})") from None
+        if not host:
+            raise ProtegeError(f"model reference '{text}': base URL names no host, e.g. https://api.together.xyz/v1")
         return ModelRef("openai", model, url.rstrip("/"))
     if scheme == "gguf" and not rest.lower().endswith(".gguf"):
         raise ProtegeError(f"model reference '{text}': gguf: must name a .gguf file")
