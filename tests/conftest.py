@@ -5,7 +5,12 @@ The server pool is process-wide, so every test that asks for the same model reus
 
 from __future__ import annotations
 
+import glob
+import itertools
 import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -62,6 +67,55 @@ def project_dir(tmp_path: Path) -> Path:
     root = tmp_path / "proj"
     init_project(root, docs=docs, name="proj")
     return root
+
+
+def _postgres_bin(tool: str) -> str:
+    """Debian keeps the server tools (initdb, pg_ctl) off PATH, under /usr/lib/postgresql/<major>/bin."""
+    found = shutil.which(tool) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"), reverse=True)), None)
+    if found is None:
+        # Not a skip: `make test` installs PostgreSQL (make postgres); a gap is a failure.
+        pytest.fail(f"PostgreSQL's {tool} not found: run `make postgres` (apt-get install postgresql)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server on a Unix socket in a private folder, for the whole session.
+
+    It runs as the `postgres` system user (Debian's package makes it; the server refuses root)
+    and trusts local connections, so `postgresql://postgres@/DB?host=<folder>` connects."""
+    folder = Path(tempfile.mkdtemp(prefix="protege-pg-"))
+    data, log = folder / "data", folder / "server.log"
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(folder, "postgres", "postgres")
+    quiet = {"check": True, "capture_output": True, "timeout": 120}
+    subprocess.run([*as_postgres, _postgres_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                    "--no-sync", "-E", "UTF8"], **quiet)  # fmt: skip
+    options = f"-k {folder} -c listen_addresses='' -c fsync=off -c max_connections=200"
+    subprocess.run([*as_postgres, _postgres_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"], **quiet)
+    try:
+        yield folder
+    finally:
+        subprocess.run([*as_postgres, _postgres_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def traffic_db(request, tmp_path) -> str:
+    """A traffic-log database URL, as `--db` takes it: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'traffic.db'}"
+    import psycopg
+
+    folder = request.getfixturevalue("postgres_server")
+    name = f"traffic_{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(f"host={folder} user=postgres dbname=postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"postgresql://postgres@/{name}?host={folder}"
 
 
 CHROMIUM = "/usr/bin/chromium"

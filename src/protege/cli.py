@@ -445,6 +445,7 @@ def route_fit(
     directory: ProjectDir = Path("."),
     extra: Annotated[int, typer.Option(help="also label N new queries written by the teacher from the docs")] = 0,
     traffic: Annotated[bool, typer.Option(help="also label a sample of logged gateway traffic (recalibration)")] = False,
+    db: Annotated[Optional[str], typer.Option(help="with --traffic: the gateway's --db URL (default: artifacts/traffic.db)")] = None,
 ) -> None:
     """Cross-validate four routers on judged queries, keep the best by APGR, calibrate its threshold."""
     from protege.project import Project
@@ -452,7 +453,9 @@ def route_fit(
 
     if extra < 0:
         raise ProtegeError(f"--extra must be 0 or more (got {extra})")
-    result = fit(Project.load(directory), extra=extra, traffic=traffic)
+    if db and not traffic:
+        raise ProtegeError("--db names the traffic log: use it with --traffic")
+    result = fit(Project.load(directory), extra=extra, traffic=traffic, db=db)
     for note in result.notes:
         err.print(f"[dim]{escape(note)}[/]")
     info = _print_router(result.router_dir)

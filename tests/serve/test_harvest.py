@@ -32,8 +32,8 @@ def project(tmp_path) -> Project:
     return Project.load(root)
 
 
-def log_traffic(project: Project) -> None:
-    log = TrafficLog(database_url(None, project.paths.traffic_db))
+def log_traffic(project: Project, db: str | None = None) -> None:
+    log = TrafficLog(database_url(db, project.paths.traffic_db))
     def rec(i, question, answer, route="teacher"):  # noqa: E306
         log.record(TrafficRecord(f"r{i}", "shop", "shop", route, "router", [{"role": "user", "content": question}],
                                  answer, 1.0, 20, 10, 0.001, None, None, "ok"))  # fmt: skip
@@ -48,12 +48,12 @@ def log_traffic(project: Project) -> None:
     log.close()
 
 
-def test_harvest_writes_a_new_redacted_deduplicated_version(project):
+def test_harvest_writes_a_new_redacted_deduplicated_version(project, traffic_db):
     from protege.train.data import read_dataset
 
     synth_train = project.paths.train_jsonl.read_bytes()
-    log_traffic(project)
-    result = run(project)
+    log_traffic(project, traffic_db)
+    result = run(project, db=traffic_db)
     assert (result.added, result.candidates, result.version) == (1, 4, 1)
     assert result.duplicates == 3 and result.redactions >= 1
     rows = [json.loads(line) for line in result.path.read_text().splitlines()]
@@ -74,7 +74,7 @@ def test_harvest_writes_a_new_redacted_deduplicated_version(project):
     card = project.paths.card.read_text()
     assert card.startswith("# Data card") and "## Harvested from live traffic" in card and "`harvest-1.jsonl` | 1 |" in card
 
-    again = run(project)  # nothing new: the same traffic is never harvested twice
+    again = run(project, db=traffic_db)  # nothing new: the same traffic is never harvested twice
     assert again.path is None and again.added == 0
     assert len(read_dataset(project.paths)[0]) == 2
 

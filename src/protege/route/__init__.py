@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 __all__ = ["Decision", "Router", "fit", "load"]
 
 
-def fit(project: "Project", *, extra: int = 0, traffic: bool = False) -> "FitResult":
+def fit(project: "Project", *, extra: int = 0, traffic: bool = False, db: str | None = None) -> "FitResult":
     """The route stage (see stage.py): fit, choose, calibrate and save artifacts/router/."""
     from protege.route.stage import run
 
-    return run(project, extra=extra, traffic=traffic)
+    return run(project, extra=extra, traffic=traffic, db=db)

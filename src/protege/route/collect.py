@@ -9,8 +9,8 @@ nothing and an interrupted one resumes.
 
 Extra queries are written from the documents with the synth stage's question writer, under a
 seed of their own, so they are new questions about the same material. Traffic rows are the
-gateway's answered requests (route student or teacher, status ok) from artifacts/traffic.db,
-newest first, a seeded sample of those not labelled yet: the threshold then follows the
+gateway's answered requests (route student or teacher, status ok) from artifacts/traffic.db or
+the gateway's `--db` database (SQLite or PostgreSQL, read through protege.serve.traffic), newest first, a seeded sample of those not labelled yet: the threshold then follows the
 owner's real queries as they drift.
 """
 
@@ -20,7 +20,6 @@ import asyncio
 import json
 import math
 import random
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -63,19 +62,19 @@ async def _extra_items(project: Project, n: int, teacher: Any) -> list[dict[str,
     ]  # fmt: skip
 
 
-def traffic_rows(db: Path, project: str, exclude: set[str], sample: int, seed: int) -> list[dict[str, Any]]:
-    """A seeded sample of the newest answered requests not labelled yet (read-only access)."""
-    if not db.is_file():
-        raise ProtegeError(f"{db}: no traffic log yet", hint="serve the project (`protege serve DIR`) and let it answer some requests")
+def traffic_rows(project: Project, db: str | None, exclude: set[str], sample: int, seed: int) -> list[dict[str, Any]]:
+    """A seeded sample of the newest answered requests not labelled yet, read through the
+    gateway's own traffic log code (artifacts/traffic.db, or the `--db` database)."""
+    from protege.serve.traffic import answered, database_url, make_engine
+
+    if db is None and not project.paths.traffic_db.is_file():
+        raise ProtegeError(f"{project.paths.traffic_db}: no traffic log yet",
+                           hint="serve the project (`protege serve DIR`) and let it answer some requests")  # fmt: skip
+    engine = make_engine(database_url(db, project.paths.traffic_db))
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            rows = conn.execute(
-                "SELECT id, messages FROM requests WHERE project = ? AND route IN ('student', 'teacher') "
-                "AND status = 'ok' ORDER BY created DESC LIMIT ?",
-                (project, TRAFFIC_WINDOW),
-            ).fetchall()
-    except sqlite3.Error as exc:
-        raise ProtegeError(f"{db}: cannot read the traffic log ({exc})") from None
+        rows = answered(engine, project.name, TRAFFIC_WINDOW)
+    finally:
+        engine.dispose()
     fresh = [(i, m) for i, m in rows if f"t-{i}" not in exclude]
     picked = random.Random(seed).sample(fresh, min(sample, len(fresh)))
     out = []
@@ -169,7 +168,7 @@ async def _collect(project: Project, *, extra: int, traffic_found: list[dict[str
     return rows
 
 
-def collect(project: Project, path: Path, *, extra: int, traffic: bool, student_key: str) -> list[str]:
+def collect(project: Project, path: Path, *, extra: int, traffic: bool, student_key: str, db: str | None = None) -> list[str]:
     """Label new queries into `path` (merged by id); returns notes for the terminal."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -178,8 +177,8 @@ def collect(project: Project, path: Path, *, extra: int, traffic: bool, student_
     stored = read_jsonl(path) if path.is_file() else []
     found = []
     if traffic:
-        found = traffic_rows(project.paths.traffic_db, project.name, {str(r.get("id")) for r in stored},
-                             TRAFFIC_SAMPLE, project.config.route.seed + len(stored))  # fmt: skip
+        found = traffic_rows(project, db, {str(r.get("id")) for r in stored}, TRAFFIC_SAMPLE,
+                             project.config.route.seed + len(stored))  # fmt: skip
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=err) as progress:
         rows = asyncio.run(_collect(project, extra=extra, traffic_found=found, student_key=student_key, progress=progress))

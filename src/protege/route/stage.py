@@ -1,9 +1,10 @@
 """The route stage: label queries, cross-validate four routers, keep the best, calibrate, save.
 
-    result = run(project, extra=0, traffic=False)
+    result = run(project, extra=0, traffic=False, db=None)
 
 Reads the eval results (artifacts/reports/<run>/results.jsonl) plus any labelled extra or
-traffic queries (artifacts/router/labelled.jsonl, grown by --extra and --traffic), and writes
+traffic queries (artifacts/router/labelled.jsonl, grown by --extra and --traffic, the traffic read
+from artifacts/traffic.db or the gateway's `db`), and writes
 artifacts/router/: router.json, router.npz, curve.csv, curve.png.
 """
 
@@ -141,7 +142,7 @@ def _previous(router_dir: Path) -> dict[str, Any] | None:
     }
 
 
-def run(project: Project, *, extra: int = 0, traffic: bool = False) -> FitResult:
+def run(project: Project, *, extra: int = 0, traffic: bool = False, db: str | None = None) -> FitResult:
     """Fit, choose, calibrate and save the router; see the module docstring."""
     cfg = project.config.route
     router_dir = project.paths.router
@@ -152,7 +153,7 @@ def run(project: Project, *, extra: int = 0, traffic: bool = False) -> FitResult
     if extra or traffic:
         from protege.route.collect import collect
 
-        notes += collect(project, router_dir / LABELLED, extra=extra, traffic=traffic, student_key=key)
+        notes += collect(project, router_dir / LABELLED, extra=extra, traffic=traffic, student_key=key, db=db)
     examples = build_examples([("eval", eval_rows), *_stored_rows(router_dir)], cfg, key)
     measure = "rubric score" if cfg.label == "margin" else "share not worse than the teacher"
     if len(examples) < cfg.min_examples:

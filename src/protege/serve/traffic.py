@@ -258,3 +258,20 @@ def harvestable(engine: sa.Engine, project: str) -> list[dict[str, Any]]:
             return [dict(r) for r in conn.execute(query).mappings()]
     except sa.exc.SQLAlchemyError as exc:
         raise store_error(str(engine.url), exc) from None
+
+
+def answered(engine: sa.Engine, project: str, limit: int) -> list[tuple[str, str]]:
+    """(id, messages as JSON) of a project's newest requests a model answered (route student or
+    teacher, status ok): what the router is recalibrated on."""
+    t = requests_table
+    query = (
+        sa.select(t.c.id, t.c.messages)
+        .where(t.c.project == project, t.c.route.in_(("student", "teacher")), t.c.status == "ok")
+        .order_by(t.c.created.desc())
+        .limit(limit)
+    )
+    try:
+        with engine.connect() as conn:
+            return [(r.id, r.messages) for r in conn.execute(query)]
+    except sa.exc.SQLAlchemyError as exc:
+        raise store_error(str(engine.url), exc) from None
