@@ -197,9 +197,9 @@ async def _answers(progress: "Progress", teacher: "ChatClient", proposers: list[
                                      question=it.question or "", system=ctx.persona, expect=expect)  # fmt: skip
 
 
-async def _guard(progress: "Progress", guard: Any, items: list[_Item], corpus: Corpus) -> int:
+async def _guard(progress: "Progress", guard: Any, items: list[_Item], corpus: Corpus, *, redact_pii: bool) -> int:
     """Drop unsafe answers, and bare refusals of questions the guard finds safe; redact private PII
-    in the rest. Returns the number of redactions.
+    in the rest unless the owner set `guard.redact_pii: false`. Returns the number of redactions.
 
     A bare refusal is the answer only to a request that really is unsafe, and the question writer
     often fails to write one: on the demo every kept "unsafe" row was a plain shop question ("the
@@ -215,15 +215,19 @@ async def _guard(progress: "Progress", guard: Any, items: list[_Item], corpus: C
     verdicts = await _each(progress, "guard", [guard.check(_messages(it), role="assistant") for it in alive])
     redactions = 0
     public = published_pii(ch.text for ch in corpus.chunks)  # the owner's own contacts stay
+
+    def scrub(text: str) -> tuple[str, int]:
+        return redact(text, keep=public) if redact_pii else (text, 0)
+
     for it, v in zip(alive, verdicts):
         if not v.safe:
             it.dropped = ("guard: unsafe answer", f"{', '.join(v.categories)}: {v.reason}")
             continue
         n = 0
         for m in it.prompted.messages[1:]:  # type: ignore[union-attr]
-            m["content"], k = redact(m["content"], keep=public)
+            m["content"], k = scrub(m["content"])
             n += k
-        text, k = redact(it.answer.text, keep=public)  # type: ignore[union-attr]
+        text, k = scrub(it.answer.text)  # type: ignore[union-attr]
         it.answer.text = text  # type: ignore[union-attr]
         if k:  # the logprobs were for the text before redaction: they no longer line up
             it.answer.logprobs = None  # type: ignore[union-attr]
@@ -292,7 +296,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
                     logprobs_note = f"requested (top-{synth.logprobs}) but {c.teacher.ref} does not return them: rows have none"
             await _questions(progress, teacher, items, project)
             await _answers(progress, teacher, proposers, items, top_k, _Context(synth, persona.text, project.name, chunks))
-            redactions = await _guard(progress, guard, items, corpus)
+            redactions = await _guard(progress, guard, items, corpus, redact_pii=c.guard.redact_pii)
             ungrounded, judge_kept = await _filter(progress, judge, items, synth)
     finally:
         for client in (teacher, judge, *proposers, guard):
