@@ -475,7 +475,6 @@ async def _answer(gw: Gateway, agent: Agent, mode: str, req: ChatRequest, caller
     created = int(time.time())
     t0 = time.perf_counter()
     messages = [m.plain() for m in req.messages]
-    traffic = gw.logs[agent.name]
 
     def log(answer: Answer, status: str, text: str | None, prompt_tokens: int | None,
             completion_tokens: int | None, guard: dict[str, Any] | None) -> Future:  # fmt: skip
