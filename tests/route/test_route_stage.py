@@ -84,3 +84,33 @@ def test_fit_on_realistic_results_with_minilm(project_dir, tmp_path):
     hard = router.decide([{"role": "user", "content": "My rear derailleur makes a clicking noise uphill, what should I check?"}])
     assert (easy.route, hard.route) == ("student", "teacher"), (easy, hard)
     assert hard.score > easy.score and hard.reason.startswith("sw_ranking: score")
+
+
+@pytest.mark.slow
+def test_route_fit_labels_traffic_read_from_the_gateways_db(project_dir, traffic_db):
+    """`route fit --traffic --db URL`: the sample comes from that database (SQLite or PostgreSQL),
+    real models answer and judge it, and the labelled rows join the fit."""
+    import json
+
+    import yaml
+
+    from protege.serve.traffic import TrafficLog, TrafficRecord, database_url
+
+    small = {"ref": "embedded:smollm2-135m-instruct", "n_ctx": 2048}
+    config = yaml.safe_load((project_dir / "protege.yaml").read_text())
+    (project_dir / "protege.yaml").write_text(yaml.safe_dump({**config, "teacher": small, "student": small, "eval": {"max_tokens": 16}}))
+    rows = bike_shop_results(24, seed=3)
+    for r in rows:  # results of the untrained student: no trained run is needed to label more
+        r["answers"]["untrained"] = r["answers"].pop("trained")
+    write_results(project_dir, rows)
+    log = TrafficLog(database_url(traffic_db, project_dir / "unused.db"))
+    for i, q in enumerate(["Do you rent tandems?", "When do you open on Sunday?", "Can you fix a carbon frame?"]):
+        log.record(TrafficRecord(f"r{i}", "proj", "proj", "teacher", "router", [{"role": "user", "content": q}], "Yes.",
+                                 0.5, 10, 2, 0.0, None, None, "ok")).result(timeout=30)  # fmt: skip
+    log.close()
+
+    result = CliRunner().invoke(app, ["route", "fit", str(project_dir), "--traffic", "--db", traffic_db])
+    assert result.exit_code == 0, result.output[-2000:]
+    assert "labelled 3 logged traffic queries" in "".join(result.output.split("\n"))
+    labelled = [json.loads(line) for line in (project_dir / "artifacts" / "router" / "labelled.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in labelled) == ["t-r0", "t-r1", "t-r2"] and {r["route_source"] for r in labelled} == {"traffic"}

@@ -130,3 +130,12 @@ def test_redaction_off_keeps_the_text_as_written(project):
 def test_harvest_without_traffic_says_what_to_run(project):
     with pytest.raises(ProtegeError, match="no traffic log yet"):
         run(project)
+
+
+def test_a_harvest_makes_protege_runs_train_stage_out_of_date(project):
+    from protege.loop import fingerprint
+
+    before = fingerprint(project, "train")
+    log_traffic(project)
+    run(project)
+    assert fingerprint(project, "train") != before  # the new part is part of the training set
