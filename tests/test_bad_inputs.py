@@ -61,6 +61,19 @@ def broken_train(root: Path) -> None:
     artifact(root, "data/train.jsonl", "\n".join(rows) + "\n")
 
 
+def damaged_run(root: Path) -> None:
+    artifact(root, "data/eval.jsonl", json.dumps(ROW) + "\n")
+    artifact(root, "models/LATEST", "run-1\n")
+    artifact(root, "models/run-1/adapter.gguf", b"")
+    artifact(root, "models/run-1/run.json", "{half a file")
+
+
+def damaged_results(root: Path) -> None:
+    for run in ("a", "b"):
+        artifact(root, f"reports/{run}/summary.json", json.dumps({"n": 1}))
+        artifact(root, f"reports/{run}/results.jsonl", '{"id": "q-1", "answers": {\n')
+
+
 def listening(holder: list) -> int:
     sock = socket.create_server(("127.0.0.1", 0))
     holder.append(sock)  # kept open for the case: the port is taken
@@ -139,6 +152,9 @@ CASES: dict[str, Case] = {
     "corrupt traffic.db: serve": Case(("serve", "{p}", "--port", "0"), "traffic.db: cannot use the traffic log",
                                       setup=lambda r: artifact(r, "traffic.db", GARBAGE)),
     "no traffic log to harvest": Case(("harvest", "{p}"), "no traffic log yet"),
+    "corrupt run.json: eval": Case(("eval", "{p}"), "run.json: not valid JSON", setup=damaged_run),
+    "corrupt results.jsonl: eval --compare": Case(("eval", "{p}", "--compare", "a", "b"), "results.jsonl:1: not valid JSON",
+                                                  setup=damaged_results),
     "corrupt cache.db: synth": Case(("synth", "{p}"), "cache.db: the response cache cannot be read",
                                     setup=lambda r: artifact(r, "cache.db", GARBAGE)),
     "corrupt router.json: route curve": Case(("route", "curve", "{p}"), "router.json: unreadable router file",

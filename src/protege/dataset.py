@@ -14,15 +14,14 @@ harvest refreshes: rewriting either side loses nothing, since the manifest is th
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from protege import __version__
+from protege.artifacts import read_jsonl, write_jsonl, write_text
 from protege.errors import ProtegeError
 from protege.project import ArtifactPaths
 
@@ -40,36 +39,6 @@ class Part:
     rows: int
     created: float
     record: dict[str, Any]  # the line as written (harvest adds duplicates, redactions, traffic ids)
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Every object in a JSONL file (none if it is absent); a bad line is an error naming it."""
-    if not path.is_file():
-        return []
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except (ValueError, RecursionError) as exc:
-            raise ProtegeError(f"{path}:{number}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
-        if not isinstance(row, dict):
-            raise ProtegeError(f"{path}:{number}: expected a JSON object")
-        rows.append(row)
-    return rows
-
-
-def write_text(path: Path, text: str) -> None:
-    """Through a temporary file, so a crash never leaves a half-written artifact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def parts(paths: ArtifactPaths) -> list[Part]:

@@ -81,7 +81,7 @@ def test_harvest_writes_a_new_redacted_deduplicated_version(project, traffic_db)
 
 def test_a_new_synth_keeps_every_harvested_row_and_the_card_section(project):
     """What synth does to the data folder (preserve, rewrite train.jsonl and card.md) loses nothing."""
-    from protege import dataset
+    from protege import artifacts, dataset
     from protege.synth.card import CardData, render_card
     from protege.synth.pipeline import _written_by_synth
     from protege.train.data import read_dataset
@@ -96,12 +96,12 @@ def test_a_new_synth_keeps_every_harvested_row_and_the_card_section(project):
 
     preserved = dataset.preserve_foreign_rows(project.paths, _written_by_synth)
     assert preserved is not None and preserved.rows == 2  # the hand row and the fixture's row (no synth id)
-    dataset.write_jsonl(project.paths.train_jsonl, [synth_row])
+    artifacts.write_jsonl(project.paths.train_jsonl, [synth_row])
     card = CardData(project="shop", docs_dir="docs", config_hash="x", code_version="0", format="closed-book", wall_s=1,
                     files_read=1, skipped=[], notes=[], chunks_total=1, chunks_used=1, persona_source="config", steps=[],
                     dropped={}, planned_types={}, train_types={}, eval_types={}, usage=[], licenses=[], logprobs_note="",
                     redactions=0, judge_retries=0, judge_threshold=6, harvest=dataset.parts(project.paths))  # fmt: skip
-    dataset.write_text(project.paths.card, render_card(card))
+    artifacts.write_text(project.paths.card, render_card(card))
 
     ids = {r["id"] for r in read_dataset(project.paths)[0]}
     assert {"q-0123456789", "hand-1", json.loads(harvested.path.read_text())["id"]} <= ids

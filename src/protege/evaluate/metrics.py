@@ -7,7 +7,6 @@ inconsistent pairwise verdicts are counted, never dropped.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,9 @@ VERDICTS = ("win", "tie", "loss")
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from protege.artifacts import read_jsonl
+
+    return read_jsonl(path)
 
 
 def column(results: list[dict[str, Any]], model: str, key: str) -> list[Any]:

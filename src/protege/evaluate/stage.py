@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from protege import __version__
+from protege.artifacts import read_json
 from protege.chains import in_chains
 from protege.config import ModelConfig, section_hash
 from protege.errors import ProtegeError
@@ -113,7 +114,8 @@ def find_trained_run(project: Project, run: str | None) -> TrainedRun | None:
         raise ProtegeError(f"{found.adapter}: not found", hint="the run did not finish its GGUF export; run `protege train DIR` again")
     run_json = found.dir / "run.json"
     if run_json.is_file():
-        student = json.loads(run_json.read_text(encoding="utf-8")).get("student")
+        info = read_json(run_json, hint="run `protege train DIR` again to rewrite the run")
+        student = info.get("student") if isinstance(info, dict) else None
         ref = student.get("ref") if isinstance(student, dict) else student
         if isinstance(ref, str) and ref != project.config.student.ref:
             raise ProtegeError(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from protege import __version__, dataset
+from protege import __version__, artifacts, dataset
 from protege.config import section_hash
 from protege.errors import ProtegeError
 from protege.project import Project
@@ -100,9 +100,9 @@ def select(project: Project, db: str | None = None) -> Selection:
     finally:
         engine.dispose()
 
-    harvested = [r for p in dataset.parts(paths) for r in dataset.read_jsonl(paths.data / p.file)]
-    train = dataset.read_jsonl(paths.train_jsonl) + harvested
-    existing = train + dataset.read_jsonl(paths.eval_jsonl)
+    harvested = [r for p in dataset.parts(paths) for r in artifacts.read_jsonl(paths.data / p.file)]
+    train = artifacts.read_jsonl(paths.train_jsonl) + harvested
+    existing = train + artifacts.read_jsonl(paths.eval_jsonl)
     seen_traffic = {r.get("source", {}).get("traffic_id") for r in existing}
     persona = persona_for(project)
     try:
@@ -136,6 +136,6 @@ def run(project: Project, db: str | None = None) -> HarvestResult:
     part = dataset.add_part(paths, fresh, "harvest", added=len(fresh), duplicates=result.duplicates, redactions=sel.redactions,
                             rated_up=result.rated_up, traffic_ids=[r["source"]["traffic_id"] for r in fresh])  # fmt: skip
     card = paths.card.read_text(encoding="utf-8") if paths.card.is_file() else ""
-    dataset.write_text(paths.card, dataset.with_harvest_section(card, dataset.parts(paths)))
+    artifacts.write_text(paths.card, dataset.with_harvest_section(card, dataset.parts(paths)))
     result.version, result.path = part.version, paths.data / part.file
     return result

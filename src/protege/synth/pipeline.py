@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import protege
-from protege import dataset
+from protege import artifacts, dataset
 from protege.chains import in_chains
 from protege.config import section_hash
 from protege.corpus import Chunk, Corpus, load_corpus
@@ -308,9 +308,9 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
     paths = project.paths
     # synth owns train/eval/dropped.jsonl; a row in train.jsonl it did not write is kept in a part.
     preserved = dataset.preserve_foreign_rows(paths, _written_by_synth)
-    dataset.write_jsonl(paths.train_jsonl, train)
-    dataset.write_jsonl(paths.eval_jsonl, held_out)
-    dataset.write_jsonl(paths.dropped_jsonl, [_dropped_row(it) for it in items if not it.alive])
+    artifacts.write_jsonl(paths.train_jsonl, train)
+    artifacts.write_jsonl(paths.eval_jsonl, held_out)
+    artifacts.write_jsonl(paths.dropped_jsonl, [_dropped_row(it) for it in items if not it.alive])
 
     dropped = Counter(it.dropped[0] for it in items if it.dropped)
     usage = [_usage("teacher", c.teacher.ref, teacher), _usage("judge", c.judge_model.ref, judge)]
@@ -344,7 +344,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
         grounding=GroundingCounts(synth.grounding_threshold, ungrounded, judge_kept),
         key_facts=_key_fact_counts(items), harvest=dataset.parts(paths),
     )  # fmt: skip
-    dataset.write_text(paths.card, render_card(card))
+    artifacts.write_text(paths.card, render_card(card))
     counts = {
         "files": len(corpus.documents), "skipped": len(corpus.skipped), "chunks": len(chunks),
         "questions": n_questions, "dropped": sum(dropped.values()), "kept": len(rows),
