@@ -22,7 +22,7 @@ from protege.models.server import POOL
 from protege.project import Project
 from protege.serve.keys import KeyStore
 
-from gateway_kit import make_project, start_gateway
+from gateway_kit import STUDENT, make_project, start_gateway
 
 pytestmark = pytest.mark.slow
 ASK = [{"role": "user", "content": "When do you open?"}]
@@ -81,6 +81,25 @@ def test_openai_sdk_answers_streams_and_says_who_answered(live):
     metrics = httpx.get(f"{live.url}/metrics").text
     assert 'protege_completions_total{model="shop",route="student"}' in metrics
     assert "protege_completion_latency_seconds_bucket" in metrics and "protege_tokens_total" in metrics
+
+
+def test_a_streamed_answer_logs_the_usage_and_cost_upstream_reported(tmp_path, student_model):
+    priced = {**STUDENT, "price_input": 1000.0, "price_output": 2000.0}  # USD per million tokens
+    project = make_project(tmp_path / "paid", "paid", adapter=False, teacher=priced, serve={"max_tokens": 12})
+    gw = start_gateway([project])
+    try:
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="none", max_retries=0)
+        chunks = list(client.chat.completions.create(model="paid-teacher", messages=ASK, max_tokens=12, stream=True,
+                                                     stream_options={"include_usage": True}))  # fmt: skip
+        usage = chunks[-1].usage
+        assert usage.prompt_tokens > 5 and 1 <= usage.completion_tokens <= 12
+        assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+        gw.gateway.logs["paid"].flush()
+        row = traffic_rows(project)[chunks[0].id]
+        assert (row["prompt_tokens"], row["completion_tokens"]) == (usage.prompt_tokens, usage.completion_tokens)
+        assert row["cost_usd"] == pytest.approx((usage.prompt_tokens * 1000 + usage.completion_tokens * 2000) / 1e6)
+    finally:
+        gw.stop()
 
 
 def test_every_error_is_an_openai_shaped_answer(live):

@@ -53,6 +53,7 @@ class Answer:
     reason: str
     backend: Backend | None
     completion: Completion | None = None
+    stream: Any = None  # a streamed answer's upstream stream: its `completion` has the usage once it ended
 
 
 def _verdict_json(verdict: Any) -> dict[str, Any] | None:
@@ -255,7 +256,7 @@ class Gateway:
                 failures.append(self._failed(agent, backend, exc))
                 continue
             why = reason if not failures else "; ".join(failures) + f"; {backend.label} answered"
-            return Answer("", backend.label, why, backend), _prepend(first, stream)
+            return Answer("", backend.label, why, backend, stream=stream), _prepend(first, stream)
         raise _no_answer(failures)
 
     def unsafe(self, agent: Agent, verdict: Any, role: str) -> bool:
@@ -560,7 +561,11 @@ async def _answer(gw: Gateway, agent: Agent, mode: str, req: ChatRequest, caller
                 parts.append(delta)
                 yield chunk({"content": delta})
             text = "".join(parts)
-            n_tokens = len(parts)  # llama.cpp and OpenAI stream one token per chunk
+            if answer.stream is not None:  # what upstream reported (None if the guard cut it off)
+                answer.completion = answer.stream.completion
+            c = answer.completion
+            prompt_tokens = c.prompt_tokens if c else None
+            n_tokens = c.completion_tokens if c and c.completion_tokens else len(parts)  # else one token a delta
             if input_blocked:
                 verdict, blocked = None, True
             elif guarded:
@@ -571,12 +576,13 @@ async def _answer(gw: Gateway, agent: Agent, mode: str, req: ChatRequest, caller
             verdicts["output"] = _verdict_json(verdict)
             if blocked and not input_blocked:
                 answer.reason += "; output cut off by the guard"
-            finish = "length" if n_tokens >= limit else "stop"
+            finish = (c.finish_reason if c else None) or ("length" if n_tokens >= limit else "stop")
             status = "blocked" if blocked else "ok"
-            await logged(answer, status, text, None, n_tokens, verdicts if agent.guard is not None else None)
+            await logged(answer, status, text, prompt_tokens, n_tokens, verdicts if agent.guard is not None else None)
             yield chunk({}, finish, {"protege": info})
             if req.stream_options and req.stream_options.include_usage:
-                usage = {"prompt_tokens": 0, "completion_tokens": n_tokens, "total_tokens": n_tokens}
+                usage = {"prompt_tokens": prompt_tokens or 0, "completion_tokens": n_tokens,
+                         "total_tokens": (prompt_tokens or 0) + n_tokens}  # fmt: skip
                 yield f"data: {json.dumps({'id': request_id, 'object': 'chat.completion.chunk', 'created': created, 'model': req.model, 'choices': [], 'usage': usage})}\n\n"
             yield "data: [DONE]\n\n"
         except Exception as exc:  # the model died mid-answer (any transport error): end the stream cleanly
