@@ -36,10 +36,15 @@ def free_port() -> int:
 
 
 def server_of(path: Path) -> psutil.Process:
-    """The model server (a child of this process) that was started with this file: the student's adapter."""
+    """The model server (a child of this process) that was started with this file: the student's adapter.
+
+    A launcher may sit between the gateway and the model server with the same arguments; the
+    server is the innermost of them, the one no other match is a parent of."""
     found = [p for p in psutil.Process().children(recursive=True) if str(path) in " ".join(p.cmdline())]
-    assert len(found) == 1, f"{len(found)} processes serve {path}"
-    return found[0]
+    parents = {p.ppid() for p in found}
+    leaves = [p for p in found if p.pid not in parents]
+    assert len(leaves) == 1, f"{len(leaves)} processes serve {path}: {[p.name() for p in found]}"
+    return leaves[0]
 
 
 def test_killing_the_student_mid_stream_ends_the_stream_cleanly_and_the_next_request_works(tmp_path, student_model):
@@ -115,7 +120,6 @@ def start_serve(root: Path) -> tuple[subprocess.Popen, str]:
 def test_killing_protege_serve_loses_no_acknowledged_row(tmp_path, student_model):
     root = serve_project(tmp_path / "shop", rate_limit_per_minute=100_000)
     proc, url = start_serve(root)
-    children = psutil.Process(proc.pid).children(recursive=True)
     acknowledged: list[str] = []
     stop = threading.Event()
 
@@ -138,6 +142,7 @@ def test_killing_protege_serve_loses_no_acknowledged_row(tmp_path, student_model
     deadline = time.monotonic() + 120
     while len(acknowledged) < 40 and time.monotonic() < deadline:
         time.sleep(0.05)
+    children = psutil.Process(proc.pid).children(recursive=True)  # the model servers it started, once it has answered
     proc.send_signal(signal.SIGKILL)  # mid-write: requests are in flight and rows are being committed
     proc.wait()
     stop.set()
