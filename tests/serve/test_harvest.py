@@ -82,7 +82,7 @@ def test_harvest_writes_a_new_redacted_deduplicated_version(project, traffic_db)
 def test_a_new_synth_keeps_every_harvested_row_and_the_card_section(project):
     """What synth does to the data folder (preserve, rewrite train.jsonl and card.md) loses nothing."""
     from protege import artifacts, dataset
-    from protege.synth.card import CardData, render_card
+    from protege.synth.card import CardData, GroundingCounts, KeyFactCounts, render_card
     from protege.synth.pipeline import _written_by_synth
     from protege.train.data import read_dataset
 
@@ -100,7 +100,8 @@ def test_a_new_synth_keeps_every_harvested_row_and_the_card_section(project):
     card = CardData(project="shop", docs_dir="docs", config_hash="x", code_version="0", format="closed-book", wall_s=1,
                     files_read=1, skipped=[], notes=[], chunks_total=1, chunks_used=1, persona_source="config", steps=[],
                     dropped={}, planned_types={}, train_types={}, eval_types={}, usage=[], licenses=[], logprobs_note="",
-                    redactions=0, judge_retries=0, judge_threshold=6, harvest=dataset.parts(project.paths))  # fmt: skip
+                    redactions=0, judge_retries=0, judge_threshold=6, grounding=GroundingCounts(0.5, 0, None),
+                    key_facts=KeyFactCounts(1, 0, 0, 0, 0, 0, 0, 0), harvest=dataset.parts(project.paths))  # fmt: skip
     artifacts.write_text(project.paths.card, render_card(card))
 
     ids = {r["id"] for r in read_dataset(project.paths)[0]}
