@@ -9,7 +9,8 @@ routing, logging, the upstream call, the reply.
 
 Each gateway runs as its own process with its defaults and an API key (protege: a key from
 `protege keys create`, rule-layer guard, traffic log in SQLite, metrics, and the teacher's
-retrieval over the bike shop's docs, on by default; LiteLLM: a master key, no database). Sequential requests, sent to each in rotation, give the latency
+retrieval over the bike shop's docs, on by default, and once more with it off; LiteLLM: a master
+key, no database). Sequential requests, sent to each in rotation, give the latency
 (added = gateway minus direct upstream, at p50 and p99), then concurrent clients give the most
 requests per second. Rounds alternate between the two and the best round of each is kept, since
 the machine is shared.
@@ -37,6 +38,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "examples" / "riverbend-bikes" / "docs"
 LITELLM = ROOT / ".bench-venv-litellm" / "bin" / "litellm"
+# protege as it ships (the teacher's prompt gets the top chunks of the owner's docs), and with that
+# retrieval off: the same work as LiteLLM, which only forwards.
+GATEWAYS = {"protege": True, "protege-no-retrieval": False}
 BODY = {"model": "canned", "messages": [{"role": "user", "content": "What are your opening hours?"}], "max_tokens": 16}
 
 
@@ -94,18 +98,19 @@ def start_upstream(logs: Path) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
-def start_protege(upstream: str, work: Path) -> tuple[subprocess.Popen, str, str]:
-    project = work / "bench-agent"
-    shutil.copytree(DOCS, project / "docs")  # serve needs documents: teacher retrieval is on by default
+def start_protege(upstream: str, work: Path, name: str, teacher_retrieval: bool) -> tuple[subprocess.Popen, str, str]:
+    """`protege serve` with its defaults over the canned upstream; teacher retrieval as told."""
+    project = work / name
+    shutil.copytree(DOCS, project / "docs")  # serve needs documents, whatever the retrieval setting
     model = {"ref": f"openai:canned@{upstream}", "concurrency": 256, "max_retries": 0}
     config = {"name": "canned", "student": model, "teacher": model,
-              "serve": {"rate_limit_per_minute": 10_000_000, "max_queue": 1024}}  # fmt: skip
+              "serve": {"rate_limit_per_minute": 10_000_000, "max_queue": 1024, "teacher_retrieval": teacher_retrieval}}  # fmt: skip
     (project / "protege.yaml").write_text(yaml.safe_dump(config))
     from protege.serve.keys import KeyStore
 
     key, _ = KeyStore(project / "artifacts" / "keys.db").create("bench")
     port = free_port()
-    log = work / "protege.log"
+    log = work / f"{name}.log"
     proc = subprocess.Popen([sys.executable, "-m", "protege.cli", "serve", str(project), "--port", str(port)],
                             stdout=log.open("w"), stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
@@ -209,9 +214,11 @@ def measure(args: argparse.Namespace, with_litellm: bool) -> dict[str, dict[str,
     try:
         upstream_proc, upstream = start_upstream(work)
         procs.append(upstream_proc)
-        protege_proc, protege_url, protege_key = start_protege(upstream, work)
-        procs.append(protege_proc)
-        targets = {"direct": (upstream, "none"), "protege": (protege_url, protege_key)}
+        targets = {"direct": (upstream, "none")}
+        for name, retrieval in GATEWAYS.items():
+            proc, url, key = start_protege(upstream, work, name, retrieval)
+            procs.append(proc)
+            targets[name] = (url, key)
         if with_litellm:
             litellm_proc, litellm_url, litellm_key = start_litellm(upstream, work)
             procs.append(litellm_proc)
@@ -225,7 +232,7 @@ def measure(args: argparse.Namespace, with_litellm: bool) -> dict[str, dict[str,
                 b = best[name]
                 b["p50"], b["p99"] = min(b["p50"], pct(lat, 50)), min(b["p99"], pct(lat, 99))
                 b["rps"], b["failed"] = max(b["rps"], rps), b["failed"] + failed
-                print(f"round {r + 1} {name:8s} p50 {pct(lat, 50) * 1e3:7.2f} ms  p99 {pct(lat, 99) * 1e3:7.2f} ms  "
+                print(f"round {r + 1} {name:22s} p50 {pct(lat, 50) * 1e3:7.2f} ms  p99 {pct(lat, 99) * 1e3:7.2f} ms  "
                       f"{rps:7.0f} req/s  failed {failed}", flush=True)  # fmt: skip
     finally:
         for proc in procs:
@@ -241,26 +248,30 @@ def report(run: record.BenchRun, best: dict[str, dict[str, float]], args: argpar
     setup = (f"{args.requests} sequential requests to each in rotation, then {args.load} from {args.clients} "
              f"clients; best of {args.rounds} rounds; {os.cpu_count()} CPU cores shared by client, upstream and gateway")  # fmt: skip
     print(f"\nupstream alone: p50 {d['p50'] * 1e3:.2f} ms, p99 {d['p99'] * 1e3:.2f} ms, {d['rps']:.0f} req/s ({setup})")
-    print(f"{'gateway':10s} {'added p50':>10s} {'added p99':>10s} {'max req/s':>10s} {'failed':>7s}")
+    print(f"{'gateway':22s} {'added p50':>10s} {'added p99':>10s} {'max req/s':>10s} {'failed':>7s}")
     added = {}
-    for name in best.keys() - {"direct"}:
+    for name in [n for n in best if n != "direct"]:
         b = best[name]
         added[name] = (b["p50"] - d["p50"], b["p99"] - d["p99"])
-        print(f"{name:10s} {added[name][0] * 1e3:8.2f}ms {added[name][1] * 1e3:8.2f}ms {b['rps']:10.0f} {int(b['failed']):7d}")
+        print(f"{name:22s} {added[name][0] * 1e3:8.2f}ms {added[name][1] * 1e3:8.2f}ms {b['rps']:10.0f} {int(b['failed']):7d}")
     run.note(f"Upstream alone: p50 {d['p50'] * 1e3:.2f} ms, p99 {d['p99'] * 1e3:.2f} ms, {d['rps']:.0f} req/s ({setup}).")
     run.note("Added latency is the gateway's minus the upstream's alone. protege runs with its defaults: API key, "
-             "rule-layer guard, SQLite traffic log, metrics, teacher retrieval over the bike shop's 16 pages.")  # fmt: skip
+             "rule-layer guard, SQLite traffic log, metrics, and teacher retrieval over the bike shop's 16 pages "
+             "(the query embedded, the top chunks added to the prompt); once more with that retrieval off, "
+             "which leaves it the work LiteLLM does.")  # fmt: skip
     failed = {name: int(b["failed"]) for name, b in best.items() if b["failed"]}
     if failed:
         run.note(f"Failed requests (non-200) under load: {failed}.")
     if "litellm" not in best:
         return
-    p, lt = best["protege"], best["litellm"]
-    for q, i in (("p50", 0), ("p99", 1)):
-        run.compare(f"added latency {q}", ours=added["protege"][i] * 1e3, peer=added["litellm"][i] * 1e3,
-                    peer_name=peer, unit="ms", better="lower")  # fmt: skip
-    run.compare(f"throughput, {args.clients} clients", ours=p["rps"], peer=lt["rps"], peer_name=peer, unit="req/s",
-                better="higher")  # fmt: skip
+    lt = best["litellm"]
+    for name in GATEWAYS:
+        p, which = best[name], "defaults" if GATEWAYS[name] else "teacher retrieval off"
+        for q, i in (("p50", 0), ("p99", 1)):
+            run.compare(f"added latency {q}, {which}", ours=added[name][i] * 1e3, peer=added["litellm"][i] * 1e3,
+                        peer_name=peer, unit="ms", better="lower")  # fmt: skip
+        run.compare(f"throughput, {args.clients} clients, {which}", ours=p["rps"], peer=lt["rps"], peer_name=peer,
+                    unit="req/s", better="higher")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -92,6 +92,7 @@ def run_one(script: Path, quick: bool, logs: Path, timeout: float) -> dict:
     if why:
         print(f"=== {name} FAILED: {why}", flush=True)
         return {"bench": name, "failed": why, "seconds": seconds, "log_tail": lines[-25:]}
+    print(f"=== {name}: done in {seconds} s", flush=True)
     result = json.loads(out.read_text())
     result["wall_s"] = seconds
     return result
@@ -133,7 +134,8 @@ def main() -> None:
         render.quote(ROOT / "README.md", render.summary_md(report))
     failed = [r["bench"] for r in results if "failed" in r]
     missing = [r["bench"] for r in results if r.get("peer_missing")]
-    print(f"\n{len(results) - len(failed)} of {len(results)} benches ran in {report['seconds']:.0f} s"
+    print("\n" + ", ".join(f"{r['bench']} {r.get('wall_s', r['seconds'])} s" for r in results))
+    print(f"{len(results) - len(failed)} of {len(results)} benches ran in {report['seconds']:.0f} s"
           + (f"; peer not measured in: {', '.join(missing)}" if missing else "")
           + (f"; FAILED: {', '.join(failed)}" if failed else ""))  # fmt: skip
     print(f"Report: {out / 'report.md'} (and report.json beside it); logs in {logs}")
