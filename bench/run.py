@@ -36,11 +36,12 @@ BENCHES = {
     "gateway_vs_litellm": "gateway overhead: protege serve vs LiteLLM's proxy in front of one fast upstream",
     "train_vs_trl": "LoRA SFT: protege train vs TRL's SFTTrainer, same student, rows and settings",
     "synth_vs_distilabel": "synthetic Q&A: protege synth vs distilabel on one local llama.cpp endpoint",
+    "engine_vs_llama_cpp_python": "aggregate tok/s at 1/4/8 concurrent streams: llama-server slots vs llama-cpp-python's server",
 }
 # Scripts in bench/ that make bench does not run, and why (the report lists them).
 NOT_RUN = {
-    "serve_memory": "no peer yet: memory per extra agent over one base GGUF, protege's own figure "
-    "(the old-vs-new llama.cpp server bench of issue 14 compares it)",
+    "serve_memory": "no peer: memory per extra agent over one base GGUF (one llama-server, one adapter each), "
+    "protege's own figure against its target (the adapter's size + 10 MiB)",
     "models_speed": "no peer: server start time and tokens/s of the embedded models",
     "synth_concurrency": "no peer: synth's own scaling with teacher concurrency against a canned endpoint",
     "guard_eval": "its peer, the teacher-guard, answers every labelled row (most of an hour here); --quick replays "

@@ -1,15 +1,11 @@
 """Memory per extra agent: several projects (LoRA adapters over one base GGUF) behind one gateway.
 
-Each agent's student is its own llama.cpp process (base + that project's adapter). The base GGUF
-is mmapped, so its pages are shared between the processes: RSS counts them in every process,
-PSS splits them, USS counts only what a process alone holds. The cost of one more agent is the
-growth of the total PSS (or the new process's USS), not its RSS.
-
-llama-cpp-python 0.3.36's `Llama()` turns mmap off whenever `lora_path` is set (a leftover from
-when adapters were merged into the weights), so each adapter process held a private copy of the
-base (~92 MiB for SmolLM2-135M Q4_1): about 235 MiB per extra agent. protege launches its
-servers through `protege.models.llama_launch`, which keeps the base mapped; measured on 2 cores
-on 2026-11-25: PSS +146.7 MiB, USS +111.5 MiB per extra agent (4 agents).
+All agents over one base share one llama-server: each project's adapter.gguf is loaded at start
+(without being applied) and each request names its own. One more agent then costs its adapter
+and little else. The figure is the growth of the total PSS of the llama-server processes (and
+their launchers) from 1 agent to N, per extra agent, beside the adapter's file size; the target
+is at most the adapter plus 10 MiB. (Before, with one llama-cpp-python process per agent, it was
+PSS +146.7 MiB per extra agent, measured on 2026-11-25.)
 
     python bench/serve_memory.py --agents 4
 """
@@ -31,14 +27,15 @@ from gateway_kit import make_project, start_gateway  # noqa: E402
 
 
 def llama_memory() -> tuple[int, float, float, float]:
-    """(processes, total RSS, total PSS, total USS) in MiB of the running llama.cpp servers."""
+    """(llama-server processes, total RSS, total PSS, total USS) in MiB, launchers included."""
     from protege.models.server import POOL
 
     rss = pss = uss = 0.0
     servers = POOL.running()
     for server in servers:
-        info = psutil.Process(server.pid).memory_full_info()
-        rss, pss, uss = rss + info.rss, pss + info.pss, uss + info.uss
+        for pid in (server.pid, server.engine_pid):
+            info = psutil.Process(pid).memory_full_info()
+            rss, pss, uss = rss + info.rss, pss + info.pss, uss + info.uss
     mib = 1024 * 1024
     return len(servers), rss / mib, pss / mib, uss / mib
 
@@ -69,8 +66,10 @@ def main() -> None:
     if len(rows) > 1:
         first, last = rows[0], rows[-1]
         extra = len(rows) - 1
-        print(f"\nper extra agent: PSS +{(last[2] - first[2]) / extra:.1f} MiB, USS +{(last[3] - first[3]) / extra:.1f} MiB "
-              f"(RSS +{(last[1] - first[1]) / extra:.1f} MiB, which counts the shared base again in every process)")  # fmt: skip
+        adapter = (projects[0].paths.model_run("run-1") / "adapter.gguf").stat().st_size / (1024 * 1024)
+        print(f"\nper extra agent: PSS +{(last[2] - first[2]) / extra:.1f} MiB, USS +{(last[3] - first[3]) / extra:.1f} MiB, "
+              f"RSS +{(last[1] - first[1]) / extra:.1f} MiB; one adapter.gguf is {adapter:.2f} MiB "
+              f"(target: PSS at most adapter + 10 MiB)")  # fmt: skip
 
 
 if __name__ == "__main__":
