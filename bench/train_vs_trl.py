@@ -95,11 +95,9 @@ def run_trl(rows, args: argparse.Namespace) -> dict:
         )  # fmt: skip
         trainer = SFTTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer,
                              peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA))  # fmt: skip
-        # Real tokens seen: every batch the sampler drew, without padding.
-        lengths = [len(x) for x in trainer.train_dataset["input_ids"]]
         out = trainer.train()
-    # TRL's sampler order is random: the expected count (exact when steps cover whole epochs).
-    seen = round(sum(lengths) / len(lengths) * args.batch * args.steps)
+    # Real tokens seen: TRL's own count of the non-padding tokens in every batch it trained on.
+    seen = round(max(float(h.get("num_tokens", 0)) for h in trainer.state.log_history))
     loss = final_loss(trainer.model, tokenizer, rows, args.seq)
     return {"tokens": seen, "seconds": out.metrics["train_runtime"], "final_loss": loss, "precision": args.trl_precision}
 
