@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 from rich.markup import escape
 
+from protege.cli_keys import keys_app, widget
 from protege.cli_route import ProjectDir, route_app
 from protege.console import err, next_steps, out
 from protege.config import DEFAULT_STUDENT, DEFAULT_TEACHER, describe_validation_error
@@ -256,59 +257,8 @@ def serve(
     run_serve(directories or [Path(".")], host=host, port=port, db=db)
 
 
-keys_app = typer.Typer(help="Create, list and revoke the gateway's API keys (stored hashed).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-
-
-@keys_app.command("create")
-def keys_create(
-    directory: Annotated[Path, typer.Argument(help="project folder")] = Path("."),
-    name: Annotated[str, typer.Option(help="who or what the key is for")] = "default",
-    rate_limit: Annotated[Optional[int], typer.Option(help="requests per minute (default: serve.rate_limit_per_minute)")] = None,
-) -> None:
-    """Create a key. It is shown once: only its hash is stored."""
-    from protege.project import Project
-    from protege.serve.keys import KeyStore
-
-    project = Project.load(directory)
-    key, record = KeyStore(project.paths.keys_db).create(name, rate_limit)
-    out.print(key, highlight=False, soft_wrap=True)
-    err.print(f"[green]Created[/] key {record.id} ('{name}') in {project.paths.keys_db}. It is shown only this once: store it now.")
-    next_steps(f"Next: protege serve {directory}  (clients send 'Authorization: Bearer <key>')")
-
-
-@keys_app.command("list")
-def keys_list(directory: Annotated[Path, typer.Argument(help="project folder")] = Path(".")) -> None:
-    """List keys by id (the keys themselves cannot be shown: only hashes are stored)."""
-    import datetime as dt
-
-    from rich.table import Table
-
-    from protege.project import Project
-    from protege.serve.keys import KeyStore
-
-    project = Project.load(directory)
-    table = Table("id", "name", "created", "status", "rate limit")
-    for k in KeyStore(project.paths.keys_db).list():
-        when = dt.datetime.fromtimestamp(k.created).strftime("%Y-%m-%d %H:%M")
-        status = "[green]active[/]" if k.active else "[red]revoked[/]"
-        table.add_row(k.id, k.name, when, status, f"{k.rate_limit_per_minute}/min" if k.rate_limit_per_minute else "default")
-    out.print(table)
-    next_steps(f"Keys live in {project.paths.keys_db}. Revoke one with: protege keys revoke ID {directory}")
-
-
-@keys_app.command("revoke")
-def keys_revoke(
-    key_id: Annotated[str, typer.Argument(help="the key's id (see `protege keys list`)")],
-    directory: Annotated[Path, typer.Argument(help="project folder")] = Path("."),
-) -> None:
-    """Revoke a key; a running gateway stops accepting it within seconds."""
-    from protege.project import Project
-    from protege.serve.keys import KeyStore
-
-    project = Project.load(directory)
-    KeyStore(project.paths.keys_db).revoke(key_id)
-    next_steps(f"[green]Revoked[/] key {key_id} in {project.paths.keys_db}.")
+app.command()(widget)
 
 
 @app.command()

@@ -40,3 +40,20 @@ def test_no_keys_file_means_no_active_keys(tmp_path):
     store = KeyStore(tmp_path / "absent.db")
     assert store.list() == [] and not store.has_active()
     assert store.verify("pk-abc-def") is None
+
+
+def test_a_keys_db_from_before_key_kinds_keeps_working(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "keys.db"
+    key, record = KeyStore(path).create("old")
+    with sqlite3.connect(path) as conn:  # back to the table as it was before kinds and origins
+        conn.executescript(
+            "CREATE TABLE old AS SELECT id, hash, name, created, revoked, rate_limit_per_minute FROM keys;"
+            "DROP TABLE keys; ALTER TABLE old RENAME TO keys;"
+        )
+    store = KeyStore(path)
+    assert store.verify(key) == record  # an api key, as every key was then
+    assert store.has_active() and not store.has_admin() and store.widget_origins() == set()
+    store.create("site", kind="widget", origin="https://shop.example")
+    assert store.widget_origins() == {"https://shop.example"}

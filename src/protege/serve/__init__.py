@@ -87,6 +87,7 @@ def run(dirs: list[Path], *, host: str | None = None, port: int | None = None, d
     from protege.config import ServeConfig, describe_validation_error
     from protege.console import err
     from protege.serve.app import create_app
+    from protege.serve.keys import KeyStore
 
     projects = load_projects(dirs)
     settings = projects[0].config.serve
@@ -107,6 +108,9 @@ def run(dirs: list[Path], *, host: str | None = None, port: int | None = None, d
     models = ", ".join(n for p in projects for n in (p.name, f"{p.name}-student", f"{p.name}-teacher"))
     err.print(f"  models     {models}")
     err.print(f"  keys       {'required' if keyed else 'not required (loopback, no keys created)'}")
+    admins = [p.name for p in projects if KeyStore(p.paths.keys_db).has_admin()]
+    err.print(f"  admin      http://{shown}:{bound}/admin  " + (f"(admin key of {', '.join(admins)})" if admins else
+              f"(needs an admin key: `protege keys create {projects[0].root} --admin`)"))  # fmt: skip
     logs = db.split("@")[-1] if db else ", ".join(str(p.paths.traffic_db) for p in projects)
     err.print(f"  traffic    {logs}")
     server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))

@@ -18,11 +18,10 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
-from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from rich.markup import escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -34,11 +33,15 @@ from protege.errors import ProtegeError
 from protege.guard import redact
 from protege.models.client import Completion
 from protege.project import Project
+from protege.serve.admin import admin_router
 from protege.serve.agent import Agent, Backend, load_agents
 from protege.serve.auth import Auth, Caller
 from protege.serve.metrics import Metrics
+from protege.serve.pages import pages_router
+from protege.serve.profile import sources_for
 from protege.serve.schema import APIError, ChatRequest, FeedbackRequest, bad_request, public_ref
 from protege.serve.traffic import TrafficLog, TrafficRecord, database_url, redact_record
+from protege.serve.widget import WidgetCORS, WidgetOrigins
 
 # The messages each route is sent: {"student": [...], "teacher": [...]} (see Gateway.prompt).
 Prompts = dict[str, list[dict[str, str]]]
@@ -78,7 +81,8 @@ class Gateway:
         """(agent, mode) for a model name; mode is routed, student or teacher."""
         for agent in self.agents.values():
             for name, mode in zip(agent.model_names, ("routed", "student", "teacher")):
-                if model == name and caller.project in (None, agent.name):
+                # A widget key (public, in a web page) may not pick the big model itself.
+                if model == name and caller.project in (None, agent.name) and (mode == "routed" or caller.kind != "widget"):
                     return agent, mode
         raise APIError(404, f"The model `{model}` does not exist or you do not have access to it.",
                        type="invalid_request_error", code="model_not_found", param="model")  # fmt: skip
@@ -123,16 +127,17 @@ class Gateway:
 
     # -- answering -------------------------------------------------------------------------------
 
-    def prompt(self, agent: Agent, messages: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
-        """Per route: the persona (unless the client sent a system message) plus, where that
-        route has retrieval on, the top-k document chunks for the last user turn. A student
-        trained in the RAFT format is asked as it was trained: chunks and question in the user turn."""
+    def prompt(self, agent: Agent, messages: list[dict[str, str]]) -> tuple[Prompts, list[Any]]:
+        """(prompts, chunks). Per route: the persona (unless the client sent a system message)
+        plus, where that route has retrieval on, the top-k document chunks for the last user turn
+        (returned too: they are the answer's sources). A student trained in the RAFT format is
+        asked as it was trained: chunks and question in the user turn."""
         system = next((m["content"] for m in messages if m["role"] == "system"), None)
         rest = [m for m in messages if m["role"] != "system"]
         system = system if system is not None else agent.persona
         cfg = agent.project.config.serve
         if agent.retriever is None:
-            return {route: [{"role": "system", "content": system}, *rest] for route in ("student", "teacher")}
+            return {route: [{"role": "system", "content": system}, *rest] for route in ("student", "teacher")}, []
         last = max(i for i, m in enumerate(rest) if m["role"] == "user")
         chunks = agent.retriever.top(rest[last]["content"], cfg.retrieval_k)
         excerpts = agent.retriever.excerpts_of(chunks)
@@ -142,7 +147,7 @@ class Gateway:
             prompts["student"] = [{"role": "system", "content": system}, *rest[:last], turn, *rest[last + 1 :]]
         else:
             prompts["student"] = [{"role": "system", "content": system + (excerpts if cfg.retrieval else "")}, *rest]
-        return prompts
+        return prompts, chunks
 
     async def plan(self, agent: Agent, mode: str, messages: list[dict[str, str]]) -> tuple[str, str]:
         """(route, reason) before any fallback."""
@@ -294,9 +299,11 @@ async def _prepend(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:
         await rest.aclose()
 
 
-def _protege_info(answer: Answer, request_id: str) -> dict[str, Any]:
-    return {"id": request_id, "route": answer.route, "reason": answer.reason,
+def _protege_info(answer: Answer, request_id: str, sources: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """The `protege` field: who answered and why; with `sources`, the excerpts that model was shown."""
+    info = {"id": request_id, "route": answer.route, "reason": answer.reason,
             "model": public_ref(answer.backend.ref) if answer.backend else None}  # fmt: skip
+    return info if sources is None else {**info, "sources": sources}
 
 
 def _error_response(exc: APIError) -> JSONResponse:
@@ -376,6 +383,7 @@ def create_app(projects: list[Project], db: str | None = None, *, exposed: bool 
 
     app = FastAPI(title="protege gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.gateway = gw
+    app.add_middleware(WidgetCORS, origins=WidgetOrigins(gw.auth.keys.widget_origins))
     app.add_middleware(_CountRequests, metrics=gw.metrics)
 
     @app.exception_handler(APIError)
@@ -394,11 +402,8 @@ def create_app(projects: list[Project], db: str | None = None, *, exposed: bool 
         return _error_response(APIError(500, f"Internal error: {type(exc).__name__}", type="server_error",
                                         code="internal_error"))  # fmt: skip
 
-    page = resources.files("protege.serve").joinpath("static/index.html").read_text(encoding="utf-8")
-
-    @app.get("/", include_in_schema=False)
-    async def chat_page() -> HTMLResponse:
-        return HTMLResponse(page)
+    app.include_router(pages_router())
+    app.include_router(admin_router())
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -507,9 +512,10 @@ async def _answer(gw: Gateway, agent: Agent, mode: str, req: ChatRequest, caller
         answer = Answer(REFUSAL, "guard", "input blocked by the guard", None)
         await logged(answer, "blocked", REFUSAL, None, None, verdicts)
         return _reply(gw, req, answer, request_id, created, REFUSAL, None)
+    chunks: list[Any] = []
     if not input_blocked:
         route, reason = await gw.plan(agent, mode, messages)
-        prompt = await asyncio.to_thread(gw.prompt, agent, messages) if agent.retriever else gw.prompt(agent, messages)
+        prompt, chunks = await asyncio.to_thread(gw.prompt, agent, messages) if agent.retriever else gw.prompt(agent, messages)
 
     if not req.stream:
         try:
@@ -528,7 +534,8 @@ async def _answer(gw: Gateway, agent: Agent, mode: str, req: ChatRequest, caller
         await logged(answer, "blocked" if blocked else "ok", text, c.prompt_tokens, c.completion_tokens, guard_log)
         usage = {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
                  "total_tokens": c.prompt_tokens + c.completion_tokens}  # fmt: skip
-        return _reply(gw, req, answer, request_id, created, text, usage, c.finish_reason)
+        shown = None if blocked else sources_for(answer.route, chunks, agent.project.config.serve)
+        return _reply(gw, req, answer, request_id, created, text, usage, c.finish_reason, shown)
 
     if input_blocked:
         answer, deltas = Answer(REFUSAL, "guard", "input blocked by the guard", None), _one(REFUSAL)
@@ -538,6 +545,7 @@ async def _answer(gw: Gateway, agent: Agent, mode: str, req: ChatRequest, caller
         except APIError as exc:
             raise await failed(exc, route, reason) from None
     info = _protege_info(answer, request_id)
+    opening = _protege_info(answer, request_id, sources_for(answer.route, chunks, agent.project.config.serve))
     limit = req.token_limit(agent.project.config.serve.max_tokens)
     final: dict[str, Any] = {}
     guarded = not input_blocked and agent.guard is not None and agent.project.config.guard.policy == "block"
@@ -556,7 +564,7 @@ async def _answer(gw: Gateway, agent: Agent, mode: str, req: ChatRequest, caller
         parts: list[str] = []
         status = "cancelled"  # the client went away before the end
         try:
-            yield chunk({"role": "assistant", "content": ""}, extra={"protege": info})
+            yield chunk({"role": "assistant", "content": ""}, extra={"protege": opening})
             async for delta in deltas:
                 parts.append(delta)
                 yield chunk({"content": delta})
@@ -604,11 +612,12 @@ async def _answer(gw: Gateway, agent: Agent, mode: str, req: ChatRequest, caller
 
 
 def _reply(gw: Gateway, req: ChatRequest, answer: Answer, request_id: str, created: int, text: str,
-           usage: dict[str, int] | None, finish: str | None = "stop") -> JSONResponse:  # fmt: skip
+           usage: dict[str, int] | None, finish: str | None = "stop",
+           sources: list[dict[str, str]] | None = None) -> JSONResponse:  # fmt: skip
     body = {
         "id": request_id, "object": "chat.completion", "created": created, "model": req.model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish or "stop"}],
         "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        "protege": _protege_info(answer, request_id),
+        "protege": _protege_info(answer, request_id, sources),
     }  # fmt: skip
     return JSONResponse(body, headers={"x-protege-route": answer.route, "x-protege-id": request_id})

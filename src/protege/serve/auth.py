@@ -8,6 +8,10 @@ one-way switch, checked every KEY_CACHE_S).
 
 Failed key attempts are counted per client address and throttled; requests are rate limited
 per key (or per address without keys). Every counter lives in a bounded SlidingWindow.
+
+Key kinds (serve.keys): a widget key answers only from its own web origin (the Origin header
+its page sends), for its own agent's routed model, rate limited per visitor as well as in
+total. An admin key opens /admin (`Auth.admin`), which always needs one, and never the API.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from protege.config import ServeConfig
 from protege.console import err
 from protege.errors import ProtegeError
 from protege.project import Project
-from protege.serve.keys import KeyRecord, KeyStore
+from protege.serve.keys import WIDGET_VISITOR_PER_MINUTE, KeyRecord, KeyStore
 from protege.serve.limits import SlidingWindow
 from protege.serve.schema import APIError
 
@@ -34,6 +38,7 @@ FAILED_KEYS_PER_MINUTE = 10  # wrong keys one address may send before it has to 
 class Caller:
     key_id: str | None
     project: str | None  # the project a key belongs to; None = open access
+    kind: str = "api"  # the key's kind (serve.keys); "api" for open access too
 
 
 class KeyRing:
@@ -45,6 +50,9 @@ class KeyRing:
 
     def any_keys(self) -> bool:
         return any(s.has_keys() for s in self.stores.values())
+
+    def widget_origins(self) -> set[str]:
+        return set().union(*(s.widget_origins() for s in self.stores.values()))
 
     def verify(self, key: str) -> tuple[str, KeyRecord] | None:
         # Cached by digest, never by the key itself: no key is kept in memory past the request.
@@ -89,11 +97,38 @@ class Auth:
         if not self.required:
             self.rate_limit(f"addr:{address}", self.settings.rate_limit_per_minute)
             return Caller(None, None)
+        project, record = self._record(request, address, "Missing API key: send it as 'Authorization: Bearer pk-...'.")
+        if record.kind == "admin":
+            raise APIError(403, "This is an admin key: it opens the owner's page (/admin) only; use an API key.",
+                           type="permission_error", code="admin_key_not_for_api")  # fmt: skip
+        if record.kind == "widget":
+            origin = request.headers.get("origin")
+            if origin != record.origin:
+                raise APIError(403, f"This widget key works only from pages of {record.origin} (this request's origin: "
+                               f"{origin or 'none'}).", type="permission_error", code="origin_not_allowed")  # fmt: skip
+            self.rate_limit(f"visitor:{record.id}:{address}", record.rate_limit_per_minute or WIDGET_VISITOR_PER_MINUTE)
+            self.rate_limit(f"key:{record.id}", self.settings.rate_limit_per_minute)
+        else:
+            self.rate_limit(f"key:{record.id}", record.rate_limit_per_minute or self.settings.rate_limit_per_minute)
+        return Caller(record.id, project, record.kind)
+
+    def admin(self, request: Request) -> str:
+        """The project whose owner's page an admin key opens. Always needs one, keys on or not."""
+        address = request.client.host if request.client else "?"
+        missing = "The owner's page needs an admin key: create one with `protege keys create DIR --admin`."
+        project, record = self._record(request, address, missing)
+        if record.kind != "admin":
+            raise APIError(403, "This key is not an admin key; create one with `protege keys create DIR --admin`.",
+                           type="permission_error", code="not_an_admin_key")  # fmt: skip
+        self.rate_limit(f"key:{record.id}", self.settings.rate_limit_per_minute)
+        return project
+
+    def _record(self, request: Request, address: str, missing: str) -> tuple[str, KeyRecord]:
+        """(project, record) of the request's valid key, or a 401/429/503 APIError."""
         header = request.headers.get("authorization", "")
         key = header[7:].strip() if header[:7].lower() == "bearer " else ""
         if not key:
-            raise APIError(401, "Missing API key: send it as 'Authorization: Bearer pk-...'.",
-                           type="authentication_error", code="missing_api_key")  # fmt: skip
+            raise APIError(401, missing, type="authentication_error", code="missing_api_key")
         wait = self.failures.blocked(address, FAILED_KEYS_PER_MINUTE)
         if wait is not None:
             raise APIError(429, f"Too many failed API key attempts from this address; retry in {wait:.0f}s.",
@@ -107,9 +142,7 @@ class Auth:
         if found is None:
             self.failures.record(address, FAILED_KEYS_PER_MINUTE)
             raise APIError(401, "Invalid or revoked API key.", type="authentication_error", code="invalid_api_key")
-        project, record = found
-        self.rate_limit(f"key:{record.id}", record.rate_limit_per_minute or self.settings.rate_limit_per_minute)
-        return Caller(record.id, project)
+        return found
 
     def rate_limit(self, bucket: str, limit: int) -> None:
         wait = self.requests.hit(bucket, limit)
