@@ -53,7 +53,7 @@ def keys_list(directory: Annotated[Path, typer.Argument(help="project folder")] 
     from rich.table import Table
 
     from protege.project import Project
-    from protege.serve.keys import KeyStore
+    from protege.serve.keys import WIDGET_VISITOR_PER_MINUTE, KeyStore
 
     project = Project.load(directory)
     table = Table("id", "kind", "name", "created", "status", "rate limit")
@@ -61,7 +61,11 @@ def keys_list(directory: Annotated[Path, typer.Argument(help="project folder")] 
         when = dt.datetime.fromtimestamp(k.created).strftime("%Y-%m-%d %H:%M")
         status = "[green]active[/]" if k.active else "[red]revoked[/]"
         kind = f"widget ({k.origin})" if k.kind == "widget" else k.kind
-        table.add_row(k.id, kind, k.name, when, status, f"{k.rate_limit_per_minute}/min" if k.rate_limit_per_minute else "default")
+        if k.kind == "widget":  # counted per visitor (client address)
+            limit = f"{k.rate_limit_per_minute or WIDGET_VISITOR_PER_MINUTE}/min per visitor"
+        else:
+            limit = f"{k.rate_limit_per_minute}/min" if k.rate_limit_per_minute else "default"
+        table.add_row(k.id, kind, k.name, when, status, limit)
     out.print(table)
     next_steps(f"Keys live in {project.paths.keys_db}. Revoke one with: protege keys revoke ID {directory}")
 

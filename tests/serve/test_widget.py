@@ -4,6 +4,7 @@ widget itself in Chromium on a page of another origin (and refused from a third)
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sqlite3
 import subprocess
@@ -137,6 +138,24 @@ def test_protege_widget_prints_a_tag_only_for_a_widget_key(project_dir):
         widget_tag(project, origin=None, key=api_key, url=None, rate_limit=None)
     _, _, notes = widget_tag(project, origin=SHOP, key=None, url=None, rate_limit=None)
     assert "loopback" in notes[0]  # the default 127.0.0.1:8000 is unreachable for the site's visitors
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "protege.cli", *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_keys_create_makes_widget_and_admin_keys_and_list_shows_their_kind(project_dir):
+    both = _cli("keys", "create", str(project_dir), "--widget", "--admin", "--origin", SHOP)
+    assert both.returncode != 0 and "either --widget or --admin" in both.stderr and "Traceback" not in both.stderr
+    made = _cli("keys", "create", str(project_dir), "--widget", "--origin", SHOP + "/")
+    key = made.stdout.splitlines()[0]
+    assert made.returncode == 0 and key.startswith("pk-") and "Next: protege widget" in made.stdout
+    assert _cli("keys", "create", str(project_dir), "--admin").returncode == 0
+    listed = _cli("keys", "list", str(project_dir)).stdout
+    assert f"widget ({SHOP})" in listed and "20/min per visitor" in listed and "admin" in listed
+    store = KeyStore(Project.load(project_dir).paths.keys_db)
+    assert store.verify(key).origin == SHOP and store.has_admin()
 
 
 def test_snippet_is_one_escaped_script_tag():
