@@ -326,7 +326,7 @@ def test_teacher_gets_excerpts_by_default_and_the_student_only_when_asked(tmp_pa
     (project.root / "docs" / "repairs.md").write_text("# Repairs\n\nA flat tyre repair costs $15 while you wait.\n")
     gw = start_gateway([project])
     try:
-        prompts = gw.gateway.prompt(gw.gateway.agents["docs"], [{"role": "user", "content": "Puncture repair price?"}])
+        prompts, _ = gw.gateway.prompt(gw.gateway.agents["docs"], [{"role": "user", "content": "Puncture repair price?"}])
         assert "$15" in prompts["teacher"][0]["content"]
         assert prompts["student"][0]["content"] == "You are the Riverbend bike shop."
     finally:
@@ -340,7 +340,8 @@ def test_retrieval_puts_the_closest_chunk_in_the_prompt(tmp_path, student_model)
     gw = start_gateway([project])
     try:
         agent = gw.gateway.agents["docs"]
-        prompts = gw.gateway.prompt(agent, [{"role": "user", "content": "How much is fixing a puncture?"}])
+        prompts, chunks = gw.gateway.prompt(agent, [{"role": "user", "content": "How much is fixing a puncture?"}])
+        assert len(chunks) == 1  # retrieval_k: the answer's one source
         for route in ("student", "teacher"):
             system = prompts[route][0]["content"]
             assert system.startswith("You are the Riverbend bike shop.")
@@ -359,7 +360,7 @@ def test_raft_trained_student_is_asked_as_it_was_trained(tmp_path, student_model
     (project.root / "protege.yaml").write_text(yaml.safe_dump({**config, "synth": {"format": "raft"}}))
     gw = start_gateway([Project.load(project.root)])
     try:
-        prompts = gw.gateway.prompt(gw.gateway.agents["raft"], [{"role": "user", "content": "Puncture repair price?"}])
+        prompts, _ = gw.gateway.prompt(gw.gateway.agents["raft"], [{"role": "user", "content": "Puncture repair price?"}])
         turn = prompts["student"][-1]["content"]
         assert turn.startswith("Context:\n[repairs.md") and "$15" in turn and turn.endswith("Question: Puncture repair price?")
         assert "$15" not in prompts["student"][0]["content"]  # not twice: the system prompt stays the persona
