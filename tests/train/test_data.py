@@ -114,6 +114,14 @@ def test_with_a_shared_vocabulary_the_answer_is_the_teachers_own_tokens(tiny_qwe
     assert tokenizer.decode(learned) == answer + "<|im_end|>"
     assert stats.aligned_tokens == stats.kd_tokens == len(logprobs) and stats.kd_mapping_failed == 0
 
+    # llama-server reports the end-of-turn token that stopped the answer, with no text.
+    ended = json.loads(json.dumps(row))
+    end = {"token": "", "logprob": -0.2, "bytes": None}
+    ended["teacher"]["logprobs"].append({**end, "top": [end, {"token": " The", "logprob": -2.0, "bytes": [32, 84, 104, 101]}]})
+    stats = EncodeStats()
+    example = encode_row(ended, tokenizer, 512, VocabMap(tokenizer), stats, teacher_tokens=True)
+    assert len(example.kd) == len(logprobs) and stats.kd_mapping_failed == 0
+
     edited = json.loads(json.dumps(row))
     edited["messages"][-1]["content"] = answer + " Call us."  # the tokens no longer spell it
     stats = EncodeStats()

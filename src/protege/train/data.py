@@ -221,7 +221,7 @@ def encode_row(
     full = render(tokenizer, messages)
     spans = _assistant_spans(tokenizer, messages, full)
     stats.rows += 1
-    logprobs = (row.get("teacher") or {}).get("logprobs")
+    logprobs = _answer_tokens((row.get("teacher") or {}).get("logprobs"))
     encoded = None
     if logprobs and vocab is not None and teacher_tokens:
         encoded = _teacher_token_encoding(full, spans, messages[-1]["content"], logprobs, tokenizer, vocab, stats)
@@ -274,6 +274,15 @@ def _tokens(
     offsets = [(a + s, a + e) for s, e in enc["offset_mapping"]]
     labels = [any(s0 <= s < s1 for s0, s1 in spans) and e > s for s, e in offsets]
     return list(enc["input_ids"]), labels, offsets
+
+
+def _answer_tokens(logprobs: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """The entries that spell the answer: llama-server also reports the end-of-turn token that
+    stopped it, with no text and no bytes, and that token is not part of the answer's text."""
+    end = len(logprobs or [])
+    while end and not _piece(logprobs[end - 1]):  # type: ignore[index]
+        end -= 1
+    return logprobs[:end] if logprobs else logprobs
 
 
 def _piece(entry: dict[str, Any]) -> bytes:
