@@ -48,8 +48,10 @@ def ask(i: int) -> list[dict[str, str]]:
     return [{"role": "user", "content": f"Write a long, detailed guide about {TOPICS[i % len(TOPICS)]} for a new cyclist."}]
 
 
-async def throughput(client: openai.AsyncOpenAI, model: str, level: int, rounds: int, max_tokens: int) -> float:
-    """Completion tokens per second of wall time, `level` streams of `rounds` requests each."""
+async def throughput(base_url: str, model: str, level: int, rounds: int, max_tokens: int) -> float:
+    """Completion tokens per second of wall time, `level` streams of `rounds` requests each. The
+    client is made here: its connections belong to this event loop (one asyncio.run per level)."""
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0, timeout=600)
 
     async def stream(s: int) -> int:
         tokens = 0
@@ -59,9 +61,10 @@ async def throughput(client: openai.AsyncOpenAI, model: str, level: int, rounds:
             tokens += c.usage.completion_tokens
         return tokens
 
-    t0 = time.perf_counter()
-    total = sum(await asyncio.gather(*(stream(s) for s in range(level))))
-    return total / (time.perf_counter() - t0)
+    async with client:
+        t0 = time.perf_counter()
+        total = sum(await asyncio.gather(*(stream(s) for s in range(level))))
+        return total / (time.perf_counter() - t0)
 
 
 def protege_side(ref: str, levels: list[int], rounds: int, max_tokens: int, n_ctx: int) -> dict[int, float]:
@@ -69,8 +72,7 @@ def protege_side(ref: str, levels: list[int], rounds: int, max_tokens: int, n_ct
     client = open_client(model)
     route = client.local
     base_url, extra = route.resolve()
-    sdk = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0, timeout=600)
-    out = {level: asyncio.run(throughput(sdk, "local", level, rounds, max_tokens)) for level in levels}
+    out = {level: asyncio.run(throughput(base_url, "local", level, rounds, max_tokens)) for level in levels}
     POOL.stop(server_spec(model))
     return out
 
@@ -97,8 +99,8 @@ def old_side(python: Path, ref: str, levels: list[int], rounds: int, max_tokens:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        sdk = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=600)
-        return {level: asyncio.run(throughput(sdk, "local", level, rounds, max_tokens)) for level in levels}
+        url = f"http://127.0.0.1:{port}/v1"
+        return {level: asyncio.run(throughput(url, "local", level, rounds, max_tokens)) for level in levels}
     finally:
         proc.terminate()
         proc.wait(timeout=30)
