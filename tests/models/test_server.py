@@ -42,9 +42,12 @@ def _engines(model: Path) -> list[psutil.Process]:
 
 
 @pytest.mark.slow
-def test_start_reuse_restart_stop(student_model):
-    pool = ServerPool()
-    spec = server_spec(student_model.model_copy(update={"n_ctx": 1792}))  # a context no other test uses
+def test_start_reuse_restart_stop(student_model, tmp_path):
+    # Its own servers folder: a server another test left running (the session pool's student at a
+    # larger context) would be leased instead of started, and then killed here as if it were ours.
+    pool = ServerPool(tmp_path / "servers")
+    spec = server_spec(student_model.model_copy(update={"n_ctx": 1792}))
+    c = None
     try:
         a = pool.get(spec)
         assert a.healthy() and a.process is not None  # started here, not leased: ours to kill
@@ -52,14 +55,22 @@ def test_start_reuse_restart_stop(student_model):
         os.kill(a.engine_pid, signal.SIGKILL)  # llama-server dies: its launcher exits with it
         assert _gone(a.pid)
         b = pool.get(spec)
-        assert b.healthy() and b.pid != a.pid
+        assert b.healthy() and b.process is not None and b.pid != a.pid
+        b_engine = b.engine_pid
+        assert b_engine is not None
         os.kill(b.pid, signal.SIGKILL)  # the launcher dies: llama-server dies with it (PDEATHSIG)
-        assert _gone(b.engine_pid) or _gone(b.pid)
+        assert _gone(b_engine)
+        # The engine can die (PDEATHSIG fires as the launcher's main thread ends) before the launcher
+        # can be reaped; a get() in that instant still sees it alive, and the first failed call
+        # would then restart it (ServerPool.check). Wait until the kill is visible to this process.
+        deadline = time.monotonic() + 15
+        while b.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
         c = pool.get(spec)
-        assert c.healthy() and c.pid != b.pid
+        assert c.healthy() and c.process is not None and c.pid != b.pid
     finally:
         pool.stop_all()
-    assert _gone(c.pid)
+    assert c is not None and _gone(c.pid)
 
 
 SCRIPT = textwrap.dedent(
