@@ -47,6 +47,8 @@ NOT_RUN = {
     "guard_eval": "its peer, the teacher-guard, answers every labelled row (most of an hour here); --quick replays "
     "tests/data/guard/teacher_verdicts.jsonl, which no full run has recorded yet",
     "guard_latency": "no peer: the guard rule layer's latency",
+    "kd_ablation": "no peer: SFT only vs KD only vs SFT+KD on one finished project (it trains two more students); "
+    "test_run_quick runs it on the quick loop's project",
     "train_device": "no peer: protege train's tokens/s and peak memory per precision, on a CPU or a GPU",
 }
 HELPERS = {"record", "render", "run", "canned_endpoint", "distilabel_side"}  # modules the benches import, not benches

@@ -62,3 +62,23 @@ def test_quick_loop_end_to_end(tmp_path):
     third = protege("run", str(project), "--quick", cwd=tmp_path)
     assert third.returncode == 0, third.stderr[-2000:]
     assert "Ran: route" in third.stdout and "Skipped: synth, train, eval." in third.stdout
+
+    # The KD ablation bench on this finished project: two more arms trained beside it, the
+    # project's own run untouched, every arm scored on the report's questions.
+    latest = (artifacts / "models" / "LATEST").read_text()
+    out = tmp_path / "ablation.json"
+    ablation = subprocess.run([sys.executable, str(ROOT / "bench" / "kd_ablation.py"), "--project", str(project), "--quick",
+                               "--json", str(out)], capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert ablation.returncode == 0, ablation.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    arms = {a["kd_weight"]: a for a in figures["arms"]}
+    assert set(arms) == {0.0, 0.5, 1.0} and "SFT only" in ablation.stdout and "KD only" in ablation.stdout
+    assert arms[0.5]["fact_recall"] == pytest.approx(summary["fact_recall"]["trained"]["value"])  # the report's run, reused
+    adapters = [Path(arms[w]["source"]) / "adapter.gguf" for w in (0.0, 1.0)]
+    assert all(a.is_relative_to(artifacts / "ablation") for a in adapters)
+    # The quick student (SmolLM2) has another vocabulary than the Qwen teacher: no token KD, so
+    # "KD only" trains on cross-entropy alone, says so, and (same rows, steps, seed) gives the
+    # same weights as SFT only. The real student's KD arm is checked in the demo's ablation.
+    assert {a["distillation"] for a in figures["arms"]} == {"sequence"} and "KD did not run" in ablation.stdout
+    assert adapters[0].read_bytes() == adapters[1].read_bytes()
+    assert (artifacts / "models" / "LATEST").read_text() == latest
