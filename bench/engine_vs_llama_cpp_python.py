@@ -79,7 +79,7 @@ def protege_side(ref: str, levels: list[int], rounds: int, max_tokens: int, n_ct
 
 def old_side(python: Path, ref: str, levels: list[int], rounds: int, max_tokens: int, n_ctx: int) -> dict[int, float]:
     from protege.models.endpoint import gguf_path
-    from protege.models.refs import parse_ref
+    from protege.refs import parse_ref
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

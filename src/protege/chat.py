@@ -41,7 +41,7 @@ def chat(
     """Run a chat session; returns the number of answers given."""
     from protege.models.endpoint import open_client
 
-    from protege.models.refs import parse_ref
+    from protege.refs import parse_ref
 
     parse_ref(ref)  # a bad reference is one clear line before anything starts
     model = ModelConfig(ref=ref)

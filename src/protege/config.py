@@ -44,7 +44,7 @@ class Strict(BaseModel):
 
 
 class ModelConfig(Strict):
-    """A model endpoint: a reference (see protege.models.refs) plus how to call and price it.
+    """A model endpoint: a reference (see protege.refs) plus how to call and price it.
 
     Written either as a plain reference string or as a mapping with `ref` and options.
     """
@@ -67,7 +67,7 @@ class ModelConfig(Strict):
     @field_validator("ref")
     @classmethod
     def _valid_ref(cls, value: str) -> str:
-        from protege.models.refs import parse_ref
+        from protege.refs import parse_ref
 
         try:
             parse_ref(value)

@@ -8,6 +8,14 @@ from pathlib import Path
 from protege.config import CONFIG_FILE, ModelConfig, ProjectConfig, load_config
 from protege.errors import ProtegeError
 
+# The agent's system prompt when the owner wrote none and synth has not written persona.md: synth
+# trains the student with it and serve answers with it, so both must read this one text.
+DEFAULT_SYSTEM = (
+    "You are the assistant of {name}. Answer questions about {name} from what you know of {name}, "
+    "clearly and briefly. When you do not know something, say so and suggest contacting {name} directly. "
+    "Refuse unsafe or harmful requests politely, and hand off questions outside {name}'s business."
+)
+
 
 @dataclass(frozen=True)
 class ArtifactPaths:
@@ -120,6 +128,18 @@ class Project:
     def name(self) -> str:
         return self.config.name
 
+    def system_prompt(self) -> str:
+        """The agent's system prompt: protege.yaml's persona, else artifacts/data/persona.md (synth
+        writes it), else the default. Synth, serve, harvest and route all ask here."""
+        if self.config.persona:
+            return self.config.persona
+        path = self.paths.persona
+        if path.is_file():
+            text = path.read_text(encoding="utf-8").strip()
+            if text:
+                return text
+        return DEFAULT_SYSTEM.format(name=self.name)
+
     def models(self, synth_only: bool = False) -> list[tuple[str, ModelConfig]]:
         """(role, model) for every model the project uses, or only those synth calls."""
         c = self.config
@@ -133,7 +153,7 @@ class Project:
         """What stops a model from being used here, found before any stage starts: a gguf: file
         that is not there, an embedded model whose package is not installed."""
         from protege.models.embedded import REGISTRY
-        from protege.models.refs import parse_ref
+        from protege.refs import parse_ref
 
         problems = []
         for role, model in self.models(synth_only):

@@ -20,7 +20,7 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 
 def json_format(model_ref: str, schema: dict[str, Any]) -> dict[str, Any] | None:
     """The response_format that constrains a local model's reply to `schema`; None for a hosted one."""
-    from protege.models.refs import parse_ref
+    from protege.refs import parse_ref
 
     return {"type": "json_object", "schema": schema} if parse_ref(model_ref).is_local_gguf else None
 

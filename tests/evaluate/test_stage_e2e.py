@@ -56,7 +56,7 @@ def write_adapter(path: Path, base: Path) -> None:
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory, teacher_model, student_model):
     from protege.models.endpoint import gguf_path
-    from protege.models.refs import parse_ref
+    from protege.refs import parse_ref
     from protege.scaffold import init_project
 
     root = tmp_path_factory.mktemp("eval") / "proj"

@@ -8,7 +8,7 @@ import yaml
 from protege.errors import ProtegeError
 from protege.project import Project
 from protege.route.collect import traffic_rows
-from protege.serve.traffic import TrafficLog, TrafficRecord, database_url
+from protege.traffic import TrafficLog, TrafficRecord, database_url
 
 
 @pytest.fixture

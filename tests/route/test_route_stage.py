@@ -42,7 +42,7 @@ def test_student_as_good_as_teacher_routes_everything_to_the_student(project_dir
 def test_fit_on_realistic_results_with_minilm(project_dir, tmp_path):
     """~30 real-sentence questions, real MiniLM embeddings: every artifact, the CLI, decide()."""
     from protege.models.embeddings import encode
-    from protege.route.embed import query_encoder
+    from protege.models.query_encoder import query_encoder
 
     write_results(project_dir, bike_shop_results(32, seed=3))
     result = CliRunner().invoke(app, ["route", "fit", str(project_dir)])
@@ -94,7 +94,7 @@ def test_route_fit_labels_traffic_read_from_the_gateways_db(project_dir, traffic
 
     import yaml
 
-    from protege.serve.traffic import TrafficLog, TrafficRecord, database_url
+    from protege.traffic import TrafficLog, TrafficRecord, database_url
 
     small = {"ref": "embedded:smollm2-135m-instruct", "n_ctx": 2048}
     config = yaml.safe_load((project_dir / "protege.yaml").read_text())

@@ -13,7 +13,7 @@ from protege.route.curve import RANDOM_LINE, SHARE, write_csv
 from protege.route.router import Router, save
 from protege.route.routers import Random
 from protege.serve.admin_data import curve, percentile, rated_down, student_misses, traffic
-from protege.serve.traffic import TrafficLog, TrafficRecord
+from protege.traffic import TrafficLog, TrafficRecord
 
 DAY = 86400
 

@@ -10,7 +10,6 @@ from face_kit import DESKTOP, PHONE, QUESTIONS, no_horizontal_scroll, screenshot
 from gateway_kit import start_gateway
 
 from protege.corpus import load_chunks
-from protege.serve.agent import persona_for
 from protege.serve.keys import KeyStore
 from protege.serve.profile import example_questions, tagline
 
@@ -55,7 +54,7 @@ def test_empty_state_is_built_from_the_project(browser, shop):  # noqa: ANN001
     for viewport, name in ((DESKTOP, "chat-empty-desktop"), (PHONE, "chat-empty-phone")):
         page = _open(browser, shop, viewport)
         assert page.inner_text(".empty h2") == "Riverbend Bikes" == page.title()
-        assert page.inner_text(".empty .tagline") == tagline(persona_for(shop.project))
+        assert page.inner_text(".empty .tagline") == tagline(shop.project.system_prompt())
         assert page.inner_text(".empty .tagline").startswith("The customer support assistant of Riverbend Bikes")
         shown = page.eval_on_selector_all(".empty .examples button", "bs => bs.map(b => b.textContent)")
         assert shown == example_questions(shop.project.paths.train_jsonl) and set(shown) <= set(QUESTIONS)

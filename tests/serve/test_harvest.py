@@ -10,7 +10,7 @@ import yaml
 from protege.errors import ProtegeError
 from protege.project import Project
 from protege.serve.harvest import run
-from protege.serve.traffic import TrafficLog, TrafficRecord, database_url
+from protege.traffic import TrafficLog, TrafficRecord, database_url
 
 
 def dataset_row(question: str, answer: str) -> dict:

@@ -58,7 +58,7 @@ def test_harvest_reports_in_one_line(tmp_path):
     root = project(tmp_path)
     result = protege("harvest", str(root))
     assert result.returncode == 2 and "no traffic log yet" in result.stderr and "Traceback" not in result.stderr
-    from protege.serve.traffic import database_url, make_engine
+    from protege.traffic import database_url, make_engine
 
     make_engine(database_url(None, root / "artifacts" / "traffic.db")).dispose()  # an empty log
     empty = protege("harvest", str(root))

@@ -1,6 +1,6 @@
 """The distilled guard: a softmax classifier on MiniLM sentence embeddings, a few ms per check.
 
-A turn is embedded by the numpy MiniLM encoder the router uses (`protege.route.embed`: no torch
+A turn is embedded by the numpy MiniLM encoder the router uses (`protege.models.query_encoder`: no torch
 on the request path), through its first ENCODER_LAYERS layers, then `x @ weights + bias` gives
 one score per class (safe, S1..S14). The
 turn is unsafe when 1 - p(safe) >= threshold, under its most likely S-category. It learns the
@@ -75,7 +75,7 @@ class GuardClassifier:
 
     def check(self, text: str) -> ClassifierVerdict:
         """The verdict on one turn's text (embedded here: the encoder loads on the first call)."""
-        from protege.route.embed import query_encoder
+        from protege.models.query_encoder import query_encoder
 
         return self.verdicts(query_encoder().encode_one(text, self.layers)[None, :])[0]
 

@@ -187,7 +187,7 @@ def labeled_rows(rows: list[dict[str, Any]]) -> list[GuardRow]:
 
 def embed(texts: list[str]) -> np.ndarray:
     """(n, 384) MiniLM vectors, from the numpy encoder and layers the classifier uses at check time."""
-    from protege.route.embed import query_encoder
+    from protege.models.query_encoder import query_encoder
 
     enc = query_encoder()
     return np.stack([enc.encode_one(t, ENCODER_LAYERS) for t in texts]) if texts else np.zeros((0, 384), dtype=np.float32)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from protege.config import ModelConfig
 from protege.errors import ProtegeError
 from protege.guard import prompts
-from protege.models.refs import parse_ref
+from protege.refs import parse_ref
 
 if TYPE_CHECKING:
     from protege.models.client import Completion

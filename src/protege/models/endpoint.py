@@ -11,7 +11,7 @@ from protege.config import ModelConfig
 from protege.errors import ProtegeError
 from protege.models.cache import ResponseCache
 from protege.models.client import ChatClient
-from protege.models.refs import ModelRef, parse_ref
+from protege.refs import ModelRef, parse_ref
 from protege.models.server import POOL, Adapter, ServerPool, ServerSpec
 
 

@@ -105,7 +105,7 @@ def measured_speed(model: ModelConfig) -> Speed:
 def estimated_seconds(model: ModelConfig, prompt_tokens: int, completion_tokens: int) -> float | None:
     """Wall time of this work on a local model (its speed measured once); None for hosted
     models, whose speed protege cannot know, or when the local model cannot be measured."""
-    from protege.models.refs import parse_ref
+    from protege.refs import parse_ref
 
     if not parse_ref(model.ref).is_local_gguf:
         return None

@@ -10,7 +10,7 @@ nothing and an interrupted one resumes.
 Extra queries are written from the documents with the synth stage's question writer, under a
 seed of their own, so they are new questions about the same material. Traffic rows are the
 gateway's answered requests (route student or teacher, status ok) from artifacts/traffic.db or
-the gateway's `--db` database (SQLite or PostgreSQL, read through protege.serve.traffic), newest first, a seeded sample of those not labelled yet: the threshold then follows the
+the gateway's `--db` database (SQLite or PostgreSQL, read through protege.traffic), newest first, a seeded sample of those not labelled yet: the threshold then follows the
 owner's real queries as they drift.
 """
 
@@ -35,9 +35,7 @@ NO_REFERENCE = "(no reference answer for this question: judge against the SOURCE
 
 
 def _system(project: Project) -> str:
-    from protege.serve.agent import persona_for
-
-    return persona_for(project)
+    return project.system_prompt()
 
 
 async def _extra_items(project: Project, n: int, teacher: Any) -> list[dict[str, Any]]:
@@ -65,7 +63,7 @@ async def _extra_items(project: Project, n: int, teacher: Any) -> list[dict[str,
 def traffic_rows(project: Project, db: str | None, exclude: set[str], sample: int, seed: int) -> list[dict[str, Any]]:
     """A seeded sample of the newest answered requests not labelled yet, read through the
     gateway's own traffic log code (artifacts/traffic.db, or the `--db` database)."""
-    from protege.serve.traffic import answered, database_url, make_engine
+    from protege.traffic import answered, database_url, make_engine
 
     if db is None and not project.paths.traffic_db.is_file():
         raise ProtegeError(f"{project.paths.traffic_db}: no traffic log yet",

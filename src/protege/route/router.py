@@ -63,7 +63,7 @@ class Router:
         text = query_text(messages)
         emb = None
         if self.scorer.needs_embedding:
-            from protege.route.embed import query_encoder
+            from protege.models.query_encoder import query_encoder
 
             emb = query_encoder().encode_one(text)[None, :]
         return float(self.scorer.score(Queries(texts=[text], emb=emb))[0])

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from protege.errors import ProtegeError
 from protege.project import Project
-from protege.serve.traffic import requests_table
+from protege.traffic import requests_table
 
 ROUTES = ("student", "teacher", "guard")
 LIST_LIMIT = 20  # rows per table on the page

@@ -17,22 +17,6 @@ from protege.errors import ProtegeError
 from protege.models.client import ChatClient
 from protege.project import Project
 
-DEFAULT_PERSONA = (
-    "You are the helpful assistant of {name}. Answer briefly and accurately. "
-    "If you do not know, say so and suggest who can help."
-)
-
-
-def persona_for(project: Project) -> str:
-    """The system prompt: the config's persona, else artifacts/data/persona.md, else a default."""
-    if project.config.persona:
-        return project.config.persona
-    if project.paths.persona.is_file():
-        text = project.paths.persona.read_text(encoding="utf-8").strip()
-        if text:
-            return text
-    return DEFAULT_PERSONA.format(name=project.name)
-
 
 def latest_adapter(project: Project) -> Path | None:
     """adapter.gguf of the run named in artifacts/models/LATEST, if there is one and it was trained
@@ -176,14 +160,14 @@ async def load_agent(project: Project) -> Agent:
         notes.append(f"{project.name}: retrieval for the {who} ({len(retriever.chunks)} chunks, top {cfg.serve.retrieval_k})")
     router = await asyncio.to_thread(_load_router, project, notes)
     guard = await _load_guard(project, notes)
-    return Agent(project, student, teacher, persona_for(project), router, guard, retriever, notes)
+    return Agent(project, student, teacher, project.system_prompt(), router, guard, retriever, notes)
 
 
 async def load_agents(projects: list[Project]) -> list[Agent]:
     """Every project's agent. The students' adapters are declared to the server pool first, so
     the one llama-server per base starts with all of them, not restarted once per agent."""
     from protege.models.endpoint import server_spec
-    from protege.models.refs import parse_ref
+    from protege.refs import parse_ref
     from protege.models.server import POOL
 
     for project in projects:

@@ -34,7 +34,7 @@ from protege.serve.pages import pages_router
 from protege.serve.pipeline import REFUSAL, Answer, Gateway, one_text, verdict_json
 from protege.serve.profile import sources_for
 from protege.serve.schema import APIError, ChatRequest, FeedbackRequest, bad_request, public_ref
-from protege.serve.traffic import TrafficLog, TrafficRecord, database_url
+from protege.traffic import TrafficLog, TrafficRecord, database_url
 from protege.serve.widget import WidgetCORS, WidgetOrigins
 
 def _protege_info(answer: Answer, request_id: str, sources: list[dict[str, str]] | None = None) -> dict[str, Any]:

@@ -87,8 +87,7 @@ def select(project: Project, db: str | None = None) -> Selection:
     """The rows a harvest would add, without writing anything (the owner's page shows them too)."""
     from protege.corpus import load_chunks
     from protege.guard import published_pii, redact
-    from protege.serve.agent import persona_for
-    from protege.serve.traffic import harvestable, make_engine
+    from protege.traffic import harvestable, make_engine
     from protege.synth.dedup import near_duplicates
 
     paths = project.paths
@@ -104,7 +103,7 @@ def select(project: Project, db: str | None = None) -> Selection:
     train = artifacts.read_jsonl(paths.train_jsonl) + harvested
     existing = train + artifacts.read_jsonl(paths.eval_jsonl)
     seen_traffic = {r.get("source", {}).get("traffic_id") for r in existing}
-    persona = persona_for(project)
+    persona = project.system_prompt()
     try:
         public = published_pii(c.text for c in load_chunks(project))  # the owner's own contacts stay
     except ProtegeError:  # no documents: nothing is published

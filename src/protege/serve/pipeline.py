@@ -23,7 +23,7 @@ from protege.serve.agent import Agent, Backend
 from protege.serve.auth import Auth, Caller
 from protege.serve.metrics import Metrics
 from protege.serve.schema import APIError, ChatRequest, bad_request
-from protege.serve.traffic import TrafficLog, TrafficRecord, redact_record
+from protege.traffic import TrafficLog, TrafficRecord, redact_record
 
 # The messages each route is sent: {"student": [...], "teacher": [...]} (see Gateway.prompt).
 Prompts = dict[str, list[dict[str, str]]]

@@ -17,7 +17,7 @@ def license_terms(model: ModelConfig) -> str:
     """The config's `license`, else the embedded registry's, else "unknown"."""
     if model.license:
         return model.license
-    from protege.models.refs import parse_ref
+    from protege.refs import parse_ref
 
     ref = parse_ref(model.ref)
     if ref.kind == "embedded":

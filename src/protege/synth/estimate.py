@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from protege.config import ModelConfig
 from protege.corpus import Chunk, Corpus, approx_tokens
 from protege.models.speed import estimated_seconds
+from protege.project import DEFAULT_SYSTEM
 from protege.synth import persona as persona_mod
-from protege.synth import prompts
 from protege.synth.questions import PlannedQuestion, question_prompt
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def estimate_calls(project: "Project", corpus: Corpus, chunks: list[Chunk], plan
     else:
         path = project.paths.persona
         existing = path.read_text(encoding="utf-8") if path.is_file() else None
-        system_tokens = approx_tokens(c.persona or existing or prompts.DEFAULT_SYSTEM.format(name=project.name))
+        system_tokens = approx_tokens(c.persona or existing or DEFAULT_SYSTEM.format(name=project.name))
     if synth.logprobs:
         rows.append(row("logprobs probe", c.teacher, 1, 10, 2))
     n = len(plan)

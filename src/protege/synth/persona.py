@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from protege.corpus import approx_tokens
+from protege.project import DEFAULT_SYSTEM
 from protege.synth import prompts
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def _recipe(project: "Project", corpus: "Corpus") -> tuple[str, str | None]:
         sample = voice_sample(corpus.posts, project.config.synth.seed)
         prompt = prompts.VOICE_PROFILE.format(name=name, posts="\n\n".join(f"- {p}" for p in sample))
         return _sha(json.dumps([project.config.teacher.ref, prompt])), prompt
-    text = prompts.DEFAULT_SYSTEM.format(name=name)
+    text = DEFAULT_SYSTEM.format(name=name)
     return _sha(text), None
 
 
@@ -104,11 +105,11 @@ async def resolve_persona(project: "Project", corpus: "Corpus", teacher: "ChatCl
         edited = _load_state(project).get("written") != _sha(path.read_text(encoding="utf-8"))
         return Persona(text, "edited by owner" if edited else "unchanged")
     if prompt is None:
-        text, source = prompts.DEFAULT_SYSTEM.format(name=project.name), "default"
+        text, source = DEFAULT_SYSTEM.format(name=project.name), "default"
     else:
         reply = await teacher.complete([{"role": "user", "content": prompt}], temperature=0.0, max_tokens=VOICE_MAX_TOKENS)
         # An empty reply (a weak local teacher) falls back to the default rather than a blank prompt.
-        text = reply.text.strip() or prompts.DEFAULT_SYSTEM.format(name=project.name)
+        text = reply.text.strip() or DEFAULT_SYSTEM.format(name=project.name)
         source = "generated" if reply.text.strip() else "default"
     path.parent.mkdir(parents=True, exist_ok=True)
     content = text + "\n"

@@ -4,12 +4,6 @@ Placeholders are `str.format` fields. Changing a prompt changes the request, so 
 treats it as a new call (old answers are never reused for a new prompt).
 """
 
-DEFAULT_SYSTEM = (
-    "You are the assistant of {name}. Answer questions about {name} from what you know of {name}, "
-    "clearly and briefly. When you do not know something, say so and suggest contacting {name} directly. "
-    "Refuse unsafe or harmful requests politely, and hand off questions outside {name}'s business."
-)
-
 VOICE_PROFILE = """Below are social media posts by the creator behind "{name}".
 
 {posts}

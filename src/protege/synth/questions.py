@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 QUESTION_MAX_TOKENS = 150  # the question and its key facts, as JSON
 QUESTION_TEMPERATURE = 0.8
-DEFAULT_PERSONA = "a customer"
+DEFAULT_ASKER = "a customer"
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def plan_questions(chunks: list[Chunk], config: "SynthConfig") -> list[PlannedQu
         mix = {"factual": 1.0}
     types = apportion(mix, len(chunks) * config.questions_per_chunk)
     rng.shuffle(types)
-    personas = config.personas or [DEFAULT_PERSONA]
+    personas = config.personas or [DEFAULT_ASKER]
     plan = []
     for i, qtype in enumerate(types):
         chunk = chunks[i // config.questions_per_chunk]

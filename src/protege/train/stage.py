@@ -79,7 +79,7 @@ def _teacher_vocab_matches(tokenizer: Any, teacher_ref: str | None) -> bool | No
         import gguf
 
         from protege.models.endpoint import gguf_path
-        from protege.models.refs import parse_ref
+        from protege.refs import parse_ref
 
         ref = parse_ref(teacher_ref)
         if not ref.is_local_gguf:

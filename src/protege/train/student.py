@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from protege.errors import ProtegeError
-from protege.models.refs import parse_ref
+from protege.refs import parse_ref
 
 
 @dataclass

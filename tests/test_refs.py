@@ -1,7 +1,7 @@
 import pytest
 
 from protege.errors import ProtegeError
-from protege.models.refs import OLLAMA_URL, parse_ref
+from protege.refs import OLLAMA_URL, parse_ref
 
 GOOD = [
     ("embedded:smollm2-135m-instruct", "embedded", "smollm2-135m-instruct", None),

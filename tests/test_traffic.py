@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from protege.serve.traffic import TrafficLog, TrafficRecord, database_url, harvestable, redact_record
+from protege.traffic import TrafficLog, TrafficRecord, database_url, harvestable, redact_record
 
 
 def record(i: int, route: str = "teacher", status: str = "ok", project: str = "shop") -> TrafficRecord:
