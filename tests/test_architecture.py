@@ -86,3 +86,13 @@ def test_the_checker_sees_a_cycle_and_a_climb(cycle):
     graph.add_edge(*cycle)
     assert next(nx.simple_cycles(graph), None) is not None
     assert layer(cycle[1]) > layer(cycle[0])
+
+
+def test_docs_picture_names_every_layer():
+    """docs/architecture.md draws the same layers as LAYERS."""
+    text = (SRC.parents[1] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    lines = [line.split() for line in text.split("## Layers", 1)[1].split("```")[1].splitlines() if line.strip()]
+    drawn = [set(w for w in words[1:] if w.isidentifier()) for words in lines if words[0].isdigit()]
+    below = [set(w for w in words if w.isidentifier()) for words in lines if not words[0].isdigit()]
+    drawn[-1] |= below[0] if below else set()  # the bottom layer wraps onto a second line
+    assert [units & set().union(*LAYERS) for units in reversed(drawn)] == LAYERS

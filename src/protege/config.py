@@ -293,13 +293,3 @@ def load_config(path: Path) -> ProjectConfig:
     except UnicodeDecodeError:
         raise ProtegeError(f"{path}: not UTF-8 text") from None
     return parse_config(data, str(path))
-
-
-def dump_config(config: ProjectConfig) -> str:
-    """YAML for a config, leaving out what equals the defaults except the keys people edit."""
-    data = config.model_dump(mode="json", exclude_defaults=True)
-    data = {"name": config.name, "docs": config.docs, **data}
-    for key in ("teacher", "student"):
-        model = getattr(config, key)
-        data[key] = model.ref if model == ModelConfig(ref=model.ref) else model.model_dump(exclude_defaults=True)
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -1,1 +1,1 @@
-"""Model references, embedded models, the local llama.cpp server and the chat client."""
+"""Embedded models, the local llama.cpp server, the chat client and the query encoder."""

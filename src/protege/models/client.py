@@ -188,7 +188,7 @@ class ChatClient:
         return (prompt_tokens * self.config.price_input + completion_tokens * self.config.price_output) / 1e6
 
     def _request(self, messages: Messages, *, temperature: float, max_tokens: int, top_logprobs: int,
-                 stop: list[str] | None, json_mode: bool, response_format: dict[str, Any] | None,
+                 stop: list[str] | None, response_format: dict[str, Any] | None,
                  seed: int | None) -> dict[str, Any]:  # fmt: skip
         req: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens}
         if top_logprobs:
@@ -198,8 +198,6 @@ class ChatClient:
             req["stop"] = stop
         if response_format is not None:
             req["response_format"] = response_format
-        elif json_mode:
-            req["response_format"] = {"type": "json_object"}
         if seed is not None:
             req["seed"] = seed
         return req
@@ -212,7 +210,6 @@ class ChatClient:
         max_tokens: int = 256,
         top_logprobs: int = 0,
         stop: list[str] | None = None,
-        json_mode: bool = False,
         response_format: dict[str, Any] | None = None,
         sample: int = 0,
         seed: int | None = None,
@@ -223,9 +220,9 @@ class ChatClient:
         response_format is OpenAI's, e.g. {"type": "json_schema", "json_schema": {"name": ...,
         "schema": {...}}}: a local model is constrained to it by llama-server's grammar; a hosted
         endpoint gets it as it is (llama.cpp's {"type": "json_object", "schema": {...}} works
-        locally too). json_mode asks for any JSON object."""
+        locally too)."""
         req = self._request(messages, temperature=temperature, max_tokens=max_tokens, top_logprobs=top_logprobs,
-                            stop=stop, json_mode=json_mode, response_format=response_format, seed=seed)  # fmt: skip
+                            stop=stop, response_format=response_format, seed=seed)  # fmt: skip
         key_req = dict(req, sample=sample) if temperature > 0 else req
         key = request_key(self.identity, key_req)
         if use_cache and self.cache is not None:

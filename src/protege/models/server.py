@@ -134,7 +134,6 @@ class LlamaServer:
         self.pid = pid  # the launcher's
         self.process = process
         self.log_path: Path | None = None
-        self.started_in_s = 0.0
 
     @property
     def base_url(self) -> str:
@@ -203,7 +202,6 @@ class LlamaServer:
                     hint="is the file a valid GGUF model (and each adapter made for this base)?",
                 )
             if server.healthy(timeout=1.0):
-                server.started_in_s = time.monotonic() - t0
                 write_record(server_dir / RECORD, {"pid": process.pid, "port": port, "model": str(spec.model),
                                                    "n_ctx": spec.n_ctx, "slots": spec.slots, "binary": str(binary),
                                                    "adapters": [a.to_json() for a in spec.adapters]})  # fmt: skip

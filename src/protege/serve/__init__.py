@@ -1,4 +1,4 @@
-"""`protege serve`: the OpenAI-compatible gateway, its keys, traffic log and chat page.
+"""`protege serve`: the OpenAI-compatible gateway, its keys and chat page (the traffic log is protege.traffic).
 
     run([Path("my-agent")], host="127.0.0.1", port=8000)   # blocks until Ctrl-C
 
