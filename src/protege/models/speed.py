@@ -32,6 +32,7 @@ class Speed:
     gen_tps: float  # generation, one stream
     batch_gen_tps: float  # generation, every slot busy, all streams together
     slots: int
+    load_1m: float | None = None  # the machine's load average when measured (None: not recorded)
 
     def seconds(self, prompt_tokens: int, completion_tokens: int) -> float:
         """Wall time for this much work sent concurrently up to the slot count."""
@@ -59,6 +60,25 @@ def _complete(port: int, prompt: str, n: int) -> dict:
     return reply.json()
 
 
+def busy(load_1m: float, cores: int) -> bool:
+    """More runnable work than half the cores: other jobs take enough CPU to slow a measure."""
+    return load_1m > cores / 2
+
+
+def usable(entry: object, load_now: float, cores: int) -> Speed | None:
+    """A cached measure, unless it was taken on a busy machine (or when nobody noted the load) and
+    the machine is quiet now: a measure under load makes every later estimate too pessimistic."""
+    if not isinstance(entry, dict):
+        return None
+    try:
+        speed = Speed(**entry)
+    except TypeError:
+        return None
+    if (speed.load_1m is None or busy(speed.load_1m, cores)) and not busy(load_now, cores):
+        return None
+    return speed
+
+
 def _measure(port: int, slots: int) -> Speed:
     sentence = "The quick brown fox jumps over the lazy dog near the river bank. "
     prompt = sentence * (PROMPT_TOKENS // 14)
@@ -69,7 +89,8 @@ def _measure(port: int, slots: int) -> Speed:
         batch = list(pool.map(lambda i: _complete(port, f"{i}. Write a story.", GEN_TOKENS), range(slots)))
     wall = time.perf_counter() - t0
     generated = sum(b["timings"]["predicted_n"] for b in batch)
-    return Speed(round(one["prompt_per_second"], 1), round(one["predicted_per_second"], 1), round(generated / wall, 1), slots)
+    return Speed(round(one["prompt_per_second"], 1), round(one["predicted_per_second"], 1), round(generated / wall, 1), slots,
+                 round(os.getloadavg()[0], 2))
 
 
 def measured_speed(model: ModelConfig) -> Speed:
@@ -85,11 +106,10 @@ def measured_speed(model: ModelConfig) -> Speed:
         known = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         known = {}
-    if isinstance(known, dict) and isinstance(known.get(key), dict):
-        try:
-            return Speed(**known[key])
-        except TypeError:
-            pass
+    cores = os.cpu_count() or 1
+    cached = usable(known.get(key) if isinstance(known, dict) else None, os.getloadavg()[0], cores)
+    if cached is not None:
+        return cached
     try:
         speed = _measure(server.port, server.slots)
     except (httpx.HTTPError, KeyError, ValueError) as exc:
