@@ -4,7 +4,8 @@ The synth dry-run turns its token estimates into a wall time with these figures.
 measured, not guessed, because they depend on the CPU, the build and the model: prompt
 processing (tokens/s, one long prompt) and generation with every slot busy (aggregate tokens/s),
 which is how the stages run. Cached in `<cache>/speed.json`, keyed by the model file, the
-llama-server binary, the slot count and the threads; a new build or model is measured anew.
+llama-server binary, the slot count and the threads; a new build or model is measured anew, and
+so is a measure taken on a busy machine once the machine is quiet (`usable`).
 """
 
 from __future__ import annotations
