@@ -69,6 +69,20 @@ class ArtifactPaths:
         return self.models / run
 
     @property
+    def latest(self) -> Path:
+        """models/LATEST: the name of the newest finished run, written by train's export."""
+        return self.models / "LATEST"
+
+    def latest_run(self) -> str | None:
+        """The run models/LATEST names; None before any run finished. Every stage reads it here."""
+        if not self.latest.is_file():
+            return None
+        name = self.latest.read_text(encoding="utf-8").strip()
+        if not name:
+            raise ProtegeError(f"{self.latest}: empty; it should hold the name of the newest run")
+        return name
+
+    @property
     def reports(self) -> Path:
         return self.artifacts / "reports"
 

@@ -135,3 +135,21 @@ def test_judge_all_asks_the_rubric_per_answer_and_pairwise_only_when_asked(pairw
     # Pairwise costs two calls (both orders) per student answer: 3 questions x 2 students x 2.
     assert served == 9 + (12 if pairwise else 0)
     assert all(("pairwise" in a) == pairwise for m in ("untrained", "trained") for a in answers[m])
+
+
+def test_an_empty_latest_is_one_error_for_every_stage(project_dir, tmp_path):
+    """models/LATEST is read in one place: an empty file is the same readable error in train,
+    eval, route and serve, never a silent fall back to the untrained student."""
+    from protege.project import ArtifactPaths
+    from protege.route.stage import find_results
+    from protege.serve.agent import latest_adapter
+    from protege.train import latest_run
+
+    project = Project.load(project_dir)
+    project.paths.models.mkdir(parents=True)
+    project.paths.latest.write_text("\n")
+    for read in (lambda: find_trained_run(project, None), lambda: latest_run(project),
+                 lambda: latest_adapter(project), lambda: find_results(project)):  # fmt: skip
+        with pytest.raises(ProtegeError, match="LATEST: empty"):
+            read()
+    assert ArtifactPaths(tmp_path / "elsewhere").latest_run() is None

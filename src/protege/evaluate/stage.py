@@ -100,12 +100,9 @@ def find_trained_run(project: Project, run: str | None) -> TrainedRun | None:
     """The named run, else the one in models/LATEST, else None (eval untrained vs teacher)."""
     paths = project.paths
     if run is None:
-        latest = paths.models / "LATEST"
-        if not latest.is_file():
+        run = paths.latest_run()
+        if run is None:
             return None
-        run = latest.read_text(encoding="utf-8").strip()
-        if not run:
-            raise ProtegeError(f"{latest}: empty; it should hold the name of the newest run")
     found = TrainedRun(run, paths.model_run(run))
     if not found.dir.is_dir():
         known = sorted(p.name for p in paths.models.iterdir() if p.is_dir()) if paths.models.is_dir() else []

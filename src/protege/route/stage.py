@@ -102,11 +102,9 @@ def evaluate_routers(examples: Examples, emb: np.ndarray | None, config: RouteCo
 def find_results(project: Project) -> Path:
     """results.jsonl of the latest trained run's report, else the newest report's."""
     reports = project.paths.reports
-    latest = project.paths.models / "LATEST"
-    if latest.is_file():
-        named = reports / latest.read_text(encoding="utf-8").strip() / "results.jsonl"
-        if named.is_file():
-            return named
+    latest = project.paths.latest_run()
+    if latest is not None and (named := reports / latest / "results.jsonl").is_file():
+        return named
     found = sorted(reports.glob("*/results.jsonl"), key=lambda p: p.stat().st_mtime) if reports.is_dir() else []
     if not found:
         raise ProtegeError(f"no eval results in {reports}", hint="run `protege eval DIR` first")

@@ -26,15 +26,12 @@ def latest_adapter(project: Project) -> Path | None:
     place would hide a failed export."""
     from protege.train import trained_for
 
-    latest = project.paths.models / "LATEST"
-    if not latest.is_file():
+    run = project.paths.latest_run()
+    if run is None:
         return None
-    run = latest.read_text(encoding="utf-8").strip()
     adapter = project.paths.model_run(run) / "adapter.gguf"
-    if not run:
-        return None
     if not adapter.is_file():
-        raise ProtegeError(f"{adapter}: not found, but {latest} names run '{run}'",
+        raise ProtegeError(f"{adapter}: not found, but {project.paths.latest} names run '{run}'",
                            hint=f"the run did not finish its GGUF export: run `protege train {project.root}` again")  # fmt: skip
     return adapter if trained_for(adapter.parent) in (None, project.config.student.ref) else None
 

@@ -34,10 +34,10 @@ def trained_for(run: Path, name: str = "run.json") -> str | None:
 def latest_run(project: Project) -> Path | None:
     """The newest finished run (named by artifacts/models/LATEST) if it was trained for the
     project's student, else None: an adapter only fits the base it was trained on."""
-    marker = project.paths.models / "LATEST"
-    if not marker.is_file():
+    name = project.paths.latest_run()
+    if name is None:
         return None
-    run = project.paths.model_run(marker.read_text(encoding="utf-8").strip())
+    run = project.paths.model_run(name)
     if not (run / "run.json").is_file():
         return None
     return run if trained_for(run) in (None, project.config.student.ref) else None
@@ -292,7 +292,7 @@ def _export(project, run_dir, student, model, rows, examples, data_info, result,
     }
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     (run_dir / "run.json").write_text(json.dumps(run_info, indent=2), encoding="utf-8")
-    (project.paths.models / "LATEST").write_text(run_dir.name + "\n", encoding="utf-8")
+    project.paths.latest.write_text(run_dir.name + "\n", encoding="utf-8")
 
 
 def _merged(ref: str, adapter: Any) -> Any:
