@@ -29,8 +29,11 @@ REFUSAL = "I'm sorry, but I can't assist with that."
 INVENTED = "A same-day fix is $999."  # a fact found in no document: synth's groundedness check must drop it
 
 
+GUESS = "Yes, you can do that at any of our stores."  # an answer to a question the excerpts do not cover
+
+
 def canned_reply(messages: list[dict], seed: int | None, malformed_judge: bool, refusing: bool = False,
-                 inventing: bool = False) -> str:  # fmt: skip
+                 inventing: bool = False, guessing: bool = False) -> str:  # fmt: skip
     text = "\n".join(str(m.get("content", "")) for m in messages)
     digest = hashlib.sha256(f"{text}|{seed}".encode()).digest()
     if "Grade the candidate answer" in text:  # eval's rubric
@@ -49,6 +52,8 @@ def canned_reply(messages: list[dict], seed: int | None, malformed_judge: bool, 
         # Customers leave their own address: private PII that synth must redact.
         question = f"How does the {a} {b} policy compare for a {c}, case {digest[3]}? I am rider{digest[3]}@mail.example"
         return json.dumps({"question": question, "key_facts": [fact, "open 24/7"]})
+    if "do NOT answer it" in text and guessing:  # a small teacher answers from its own knowledge anyway
+        return GUESS
     if "do NOT answer it" in text:
         return "Sorry, the information I have does not cover this; please contact the shop."
     if "social media posts" in text:
@@ -81,6 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
     malformed_judge = False
     refusing = False
     inventing = False
+    guessing = False
     served = 0
     lock = threading.Lock()
 
@@ -93,7 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
         time.sleep(self.delay)
-        text = canned_reply(body.get("messages", []), body.get("seed"), self.malformed_judge, self.refusing, self.inventing)
+        text = canned_reply(body.get("messages", []), body.get("seed"), self.malformed_judge, self.refusing, self.inventing, self.guessing)
         words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
         with self.lock:
             type(self).served += 1
@@ -120,10 +126,10 @@ class _Server(ThreadingHTTPServer):
 
 
 def start(port: int = 0, delay: float = 0.0, malformed_judge: bool = False, refusing: bool = False,
-          inventing: bool = False) -> tuple[ThreadingHTTPServer, str]:  # fmt: skip
+          inventing: bool = False, guessing: bool = False) -> tuple[ThreadingHTTPServer, str]:  # fmt: skip
     """Serve in a background thread; returns the server (call .shutdown()) and its /v1 base URL."""
     handler = type("Handler", (_Handler,), {"delay": delay, "malformed_judge": malformed_judge, "refusing": refusing,
-                                            "inventing": inventing, "served": 0})  # fmt: skip
+                                            "inventing": inventing, "guessing": guessing, "served": 0})  # fmt: skip
     server = _Server(("127.0.0.1", port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()

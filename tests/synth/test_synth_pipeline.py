@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from protege.cli import app
 from protege.config import QUESTION_TYPES
 from protege.project import Project
-from protege.synth import run
+from protege.synth import prompts, run
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
 import canned_endpoint  # noqa: E402
@@ -194,3 +194,28 @@ def test_without_the_judge_no_judge_call_is_made_and_the_check_still_drops(proje
     card = " ".join(result.card.read_text().split())
     assert "Judge: off (synth.judge)." in card and "(no judge ran: synth.judge is off)" in card and "not judged)" in card
     assert "| kept (no judge: synth.judge is off) |" in card
+
+
+def test_an_excerpt_less_raft_question_the_teacher_answers_gets_the_decline_instead(project_dir: Path) -> None:
+    """RAFT rows whose excerpts lack the answer teach the student to decline; when the teacher
+    answers one anyway, the row keeps the decline it should have had (no teacher tokens: KD skips
+    it) instead of being dropped, and the teacher's answer stays on record."""
+    server, url = canned_endpoint.start(guessing=True)
+    try:
+        project = configure(project_dir, url, format="raft", raft_distractors=1, raft_oracle_fraction=0.5, logprobs=2,
+                            questions_per_chunk=4, type_mix={"factual": 1})  # fmt: skip
+        result = run(project)
+    finally:
+        server.shutdown()
+    rows = read_jsonl(result.train) + read_jsonl(result.eval)
+    excerpt_less = [r for r in rows if not any(c["oracle"] for c in r["context"])]
+    answered = [r for r in rows if any(c["oracle"] for c in r["context"])]
+    assert excerpt_less and answered
+    decline = prompts.NO_EXCERPT_DECLINE.format(name="proj")
+    for r in excerpt_less:
+        assert r["messages"][-1]["content"] == decline and r["teacher"]["logprobs"] is None
+        assert r["meta"]["declined_for_the_teacher"] == canned_endpoint.GUESS and r["key_facts"] == []
+    assert all(r["messages"][-1]["content"] != decline and "declined_for_the_teacher" not in r["meta"] for r in answered)
+    assert not [d for d in read_jsonl(result.dropped) if d["reason"] == "groundedness: answers instead of declining"]
+    card = " ".join(result.card.read_text().split())
+    assert f"In **{len(excerpt_less)}** kept RAFT row(s) none of the excerpts answers the question" in card

@@ -32,6 +32,7 @@ class GroundingCounts:
     threshold: float  # synth.grounding_threshold
     dropped: int  # pairs the groundedness check dropped
     judge_kept: int | None  # of those, pairs the judge passed (None: no judge)
+    declined_for_teacher: int = 0  # kept rows whose excerpts lack the answer, given the decline the teacher did not write
 
 
 @dataclass
@@ -97,7 +98,10 @@ def _grounding_lines(g: GroundingCounts, k: KeyFactCounts) -> list[str]:
         f"the answer may draw on (the source, the excerpts shown, the system prompt, the question), and at least "
         f"{g.threshold:.0%} of its content words; an answer that should decline must decline. It dropped **{g.dropped}** "
         f"pair(s)" + (f"; the judge alone would have kept **{g.judge_kept}** of them." if g.judge_kept is not None else
-                      " (no judge ran: synth.judge is off)."),
+                      " (no judge ran: synth.judge is off).")
+        + (f" In **{g.declined_for_teacher}** kept RAFT row(s) none of the excerpts answers the question and the teacher "
+           "answered anyway; each was given the decline it should have written (`NO_EXCERPT_DECLINE` in synth/prompts.py; "
+           "the teacher's answer is in the row's `meta.declined_for_the_teacher`)." if g.declined_for_teacher else ""),
         "",
         f"Key facts (what a correct answer must state, for eval's fact recall): {k.with_facts} of {k.rows} kept rows have "
         f"them ({k.facts} facts; {k.from_answer} rows use the answer's numbers from the source because no fact the "

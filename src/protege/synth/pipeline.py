@@ -23,6 +23,7 @@ from protege.chains import in_chains
 from protege.config import section_hash
 from protege.corpus import Chunk, Corpus, load_corpus
 from protege.synth import persona as persona_mod
+from protege.synth import prompts
 from protege.synth.answers import BARE_REFUSAL, Answer, Prompted, grounded_answer, is_refusal, prompt_for
 from protege.synth.card import CardData, GroundingCounts, KeyFactCounts, license_terms, pick_examples, render_card
 from protege.synth.dedup import near_duplicates
@@ -68,6 +69,7 @@ class _Item:
     listed_facts: tuple[str, ...] = ()  # key facts as the teacher listed them with the question
     answer: Answer | None = None
     grounding: Grounding | None = None
+    replaced_answer: str | None = None  # the teacher's answer to an excerpt-less question, when declined for it
     key_facts: KeyFacts | None = None
     guard: dict[str, Any] | None = None
     verdict: Verdict | None = None
@@ -193,7 +195,15 @@ async def _answers(progress: "Progress", teacher: "ChatClient", proposers: list[
         else:
             expect = it.expect
             it.grounding = check_grounded(answer.text, it.evidence, expect=expect)
-            it.key_facts = key_facts(it.listed_facts, source=it.plan.source_text(), answer=answer.text,
+            if expect == "decline" and not it.plan.is_refusal and it.grounding.declined is False:
+                # A RAFT row whose excerpts lack the answer, answered anyway (from the teacher's own
+                # knowledge or a guess). Its right answer is known: say so and hand off. Dropped
+                # instead, such rows leave the student few declines to learn from, and it then
+                # answers every question its excerpts do not cover.
+                it.replaced_answer = answer.text
+                it.answer = Answer(prompts.NO_EXCERPT_DECLINE.format(name=ctx.name), answer.finish_reason, None, answer.proposals)
+                it.grounding = check_grounded(it.answer.text, it.evidence, expect=expect)
+            it.key_facts = key_facts(it.listed_facts, source=it.plan.source_text(), answer=it.answer.text,
                                      question=it.question or "", system=ctx.persona, expect=expect)  # fmt: skip
 
 
@@ -341,7 +351,8 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
         logprobs_note=logprobs_note, redactions=redactions,
         judge_retries=sum(1 for it in items if it.verdict and it.verdict.attempts > 1),
         judge_threshold=synth.judge_threshold if synth.judge else None, examples=pick_examples(rows, synth.seed),
-        grounding=GroundingCounts(synth.grounding_threshold, ungrounded, judge_kept),
+        grounding=GroundingCounts(synth.grounding_threshold, ungrounded, judge_kept,
+                                  sum(1 for it in items if it.alive and it.replaced_answer is not None)),
         key_facts=_key_fact_counts(items), harvest=dataset.parts(paths),
     )  # fmt: skip
     artifacts.write_text(paths.card, render_card(card))
@@ -394,6 +405,8 @@ def _row(it: _Item, project: "Project", chash: str, proposers: list["ChatClient"
         guard=it.guard,
         meta={"config_hash": chash, "code_version": protege.__version__, "format": c.synth.format},
     )
+    if it.replaced_answer is not None:  # no teacher tokens: the row trains by cross-entropy alone
+        row["meta"]["declined_for_the_teacher"] = it.replaced_answer
     return row
 
 

@@ -66,6 +66,10 @@ The excerpts in the next message are all you know, and they do NOT answer it. Sa
 have does not cover this, and suggest how to find out (for example, contact {name}). Do not guess: state no price,
 time or other fact that the excerpts do not give."""
 
+# The answer a RAFT row gets when none of its excerpts answers the question and the teacher answered
+# anyway (see synth.pipeline._answers): dropping such rows starves training of the declines it needs.
+NO_EXCERPT_DECLINE = "The information I have does not cover this. Please contact {name} directly to find out."
+
 AGGREGATE = """You have been given several candidate answers to the user's last message, written by different assistants.
 Synthesize them into one answer that is accurate (grounded in the reference), complete and concise, in the assistant's voice.
 Do not mention the candidates. Reply with the answer only.
