@@ -37,7 +37,9 @@ def _arm_name(weight: float) -> str:
     return ARMS.get(weight, f"kd_weight {weight:g}")
 
 
-def _report_results(project: Any) -> tuple[str, list[dict[str, Any]]]:
+def _report_results(project: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """The trained run the project's report evaluated, and that report's per-question results."""
+    from protege.artifacts import read_jsonl
     from protege.evaluate.stage import find_trained_run
 
     trained = find_trained_run(project, None)
@@ -46,7 +48,7 @@ def _report_results(project: Any) -> tuple[str, list[dict[str, Any]]]:
     results = project.paths.report(trained.name) / "results.jsonl"
     if not results.is_file():
         sys.exit(f"error: {results} not found; run `protege eval {project.root}` first")
-    return trained.name, [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return trained, read_jsonl(results)
 
 
 def _scratch(project: Any, weight: float) -> Any:
@@ -136,10 +138,7 @@ def main() -> int:
         sys.exit(f"error: {exc}")
     if args.quick:
         project = quick_project(project)
-    run_name, results = _report_results(project)
-    from protege.evaluate.stage import find_trained_run
-
-    reported = find_trained_run(project, None)
+    reported, results = _report_results(project)
     by_id = {it["id"]: it for it in load_eval_rows(project.paths.eval_jsonl)}  # prompts without the reference answer
     results = [r for r in results if r["id"] in by_id]
     items = [by_id[r["id"]] for r in results]
@@ -148,7 +147,7 @@ def main() -> int:
     rubric = {m: [r["answers"][m].get("rubric") for r in results] for m in ("untrained", "teacher")}
 
     configured = project.config.train.kd_weight
-    arms: dict[float, dict[str, Any]] = {configured: {"source": f"the run evaluated in the report ({run_name})",
+    arms: dict[float, dict[str, Any]] = {configured: {"source": f"the run evaluated in the report ({reported.name})",
                                                        "fact_recall": [r["answers"]["trained"]["fact_recall"] for r in results],
                                                        "rubric": [r["answers"]["trained"].get("rubric") for r in results],
                                                        "distillation": _distillation(reported.dir)}}  # fmt: skip
