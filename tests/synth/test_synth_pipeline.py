@@ -208,7 +208,7 @@ def test_an_excerpt_less_raft_question_the_teacher_answers_gets_the_decline_inst
     finally:
         server.shutdown()
     rows = read_jsonl(result.train) + read_jsonl(result.eval)
-    excerpt_less = [r for r in rows if not any(c["oracle"] for c in r["context"])]
+    excerpt_less = [r for r in rows if not any(c["oracle"] for c in r["context"]) and "excerptless_copy_of" not in r["meta"]]
     answered = [r for r in rows if any(c["oracle"] for c in r["context"])]
     assert excerpt_less and answered
     decline = prompts.NO_EXCERPT_DECLINE.format(name="proj")
@@ -219,3 +219,27 @@ def test_an_excerpt_less_raft_question_the_teacher_answers_gets_the_decline_inst
     assert not [d for d in read_jsonl(result.dropped) if d["reason"] == "groundedness: answers instead of declining"]
     card = " ".join(result.card.read_text().split())
     assert f"In **{len(excerpt_less)}** kept RAFT row(s) none of the excerpts answers the question" in card
+
+
+def test_training_gets_raft_s_share_of_excerpt_less_declines_and_eval_none_added(project_dir: Path) -> None:
+    """After the split, copies of answered training rows with their excerpts removed bring the
+    training set's excerpt-less share up to 1 - raft_oracle_fraction; eval keeps what RAFT drew."""
+    server, url = canned_endpoint.start(guessing=True)
+    try:
+        project = configure(project_dir, url, format="raft", raft_distractors=1, raft_oracle_fraction=0.9,
+                            questions_per_chunk=4, type_mix={"factual": 1}, logprobs=2)  # fmt: skip
+        result = run(project)
+    finally:
+        server.shutdown()
+    train, held_out = read_jsonl(result.train), read_jsonl(result.eval)
+    copies = [r for r in train if "excerptless_copy_of" in r["meta"]]
+    assert copies and not [r for r in held_out if "excerptless_copy_of" in r["meta"]]
+    assert sum(1 for r in train if not any(c["oracle"] for c in r["context"])) >= 0.1 * len(train)
+    sources = {r["id"]: r for r in train}
+    decline = prompts.NO_EXCERPT_DECLINE.format(name="proj")
+    for c in copies:
+        assert c["meta"]["excerptless_copy_of"] in sources and c["messages"][-1]["content"] == decline
+        assert not any(x["oracle"] for x in c["context"]) and c["teacher"]["logprobs"] is None
+    assert result.counts["excerptless_copies"] == len(copies)
+    card = " ".join(result.card.read_text().split())
+    assert f"| training rows added: excerpts removed, answer declines | {len(copies)} |" in card

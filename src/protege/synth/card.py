@@ -76,6 +76,7 @@ class CardData:
     key_facts: KeyFactCounts
     examples: list[dict[str, Any]] = field(default_factory=list)
     harvest: list[Part] = field(default_factory=list)  # the dataset's parts beyond synth's (protege.dataset)
+    excerptless_copies: int = 0  # training rows copied with the answer's excerpts removed, to be declined (synth.declines)
 
 
 def pick_examples(rows: list[dict[str, Any]], seed: int, n: int = 10) -> list[dict[str, Any]]:
@@ -129,7 +130,14 @@ def render_card(d: CardData) -> str:
         f"| chunks used (`max_chunks`) | {d.chunks_used} |",
     ]
     lines += [f"| {step} | {count} |" for step, count in d.steps]
-    lines += [f"| of which eval (held out by chunk) | {sum(d.eval_types.values())} |", ""]
+    lines += [f"| of which eval (held out by chunk) | {sum(d.eval_types.values())} |"]
+    if d.excerptless_copies:
+        lines += [f"| training rows added: excerpts removed, answer declines | {d.excerptless_copies} |"]
+    lines += [""]
+    if d.excerptless_copies:
+        lines += [f"{d.excerptless_copies} training row(s) are copies of answered RAFT rows with the answer's excerpts "
+                  "taken out and the decline as the answer (id ending `-no-excerpt`, `meta.excerptless_copy_of`), so "
+                  "training declines as often as RAFT's oracle fraction asks; eval has none (synth/declines.py).", ""]
     if d.skipped:
         lines += ["### Files skipped", ""] + [f"- `{f}`: {reason}" for f, reason in d.skipped] + [""]
     if d.notes:

@@ -26,6 +26,7 @@ from protege.synth import persona as persona_mod
 from protege.synth import prompts
 from protege.synth.answers import BARE_REFUSAL, Answer, Prompted, grounded_answer, is_refusal, prompt_for
 from protege.synth.card import CardData, GroundingCounts, KeyFactCounts, license_terms, pick_examples, render_card
+from protege.synth.declines import add_excerptless_declines
 from protege.synth.dedup import near_duplicates
 from protege.synth.estimate import EstimateRow, estimate_calls
 from protege.synth.grounded import Grounding, check_grounded
@@ -315,6 +316,9 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
     chash = config_hash(project)
     rows = [_row(it, project, chash, proposers) for it in items if it.alive]
     train, held_out = split_by_chunk(rows, synth.eval_fraction, synth.seed)
+    copies = (add_excerptless_declines(train, share=1 - synth.raft_oracle_fraction, seed=synth.seed, name=project.name)
+              if synth.format == "raft" else [])
+    train += copies
     paths = project.paths
     # synth owns train/eval/dropped.jsonl; a row in train.jsonl it did not write is kept in a part.
     preserved = dataset.preserve_foreign_rows(paths, _written_by_synth)
@@ -353,13 +357,13 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
         judge_threshold=synth.judge_threshold if synth.judge else None, examples=pick_examples(rows, synth.seed),
         grounding=GroundingCounts(synth.grounding_threshold, ungrounded, judge_kept,
                                   sum(1 for it in items if it.alive and it.replaced_answer is not None)),
-        key_facts=_key_fact_counts(items), harvest=dataset.parts(paths),
+        key_facts=_key_fact_counts(items), harvest=dataset.parts(paths), excerptless_copies=len(copies),
     )  # fmt: skip
     artifacts.write_text(paths.card, render_card(card))
     counts = {
         "files": len(corpus.documents), "skipped": len(corpus.skipped), "chunks": len(chunks),
         "questions": n_questions, "dropped": sum(dropped.values()), "kept": len(rows),
-        "train": len(train), "eval": len(held_out), "preserved": preserved.rows if preserved else 0,
+        "train": len(train), "excerptless_copies": len(copies), "eval": len(held_out), "preserved": preserved.rows if preserved else 0,
     }  # fmt: skip
     persona_path = None if persona.source == "config" else paths.persona
     return SynthResult(paths.train_jsonl, paths.eval_jsonl, paths.card, paths.dropped_jsonl, persona_path, counts, usage=usage,
