@@ -240,6 +240,13 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
             rows.append(("gap recovered, fact recall (paired)", _est(ev["gap_recovered_fact_recall"], 0, "%", 100.0)))
         if "judge_agreement" in ev:
             rows.append(("judge vs fact recall (Spearman, per answer)", _est(ev["judge_agreement"]["spearman"])))
+        voice = ev.get("voice")
+        if voice:  # the creator flow: evaluate/voice.py
+            for m, what in (("untrained", "untrained"), ("trained", "trained"), ("generic", "generic assistant")):
+                if m in voice["style"]:
+                    rows.append((f"style similarity to held-out posts, {what}", _est(voice["style"][m], 3)))
+            for pair, d in voice["paired"].items():
+                rows.append((f"style similarity, {pair} (paired)", _est(d, 3)))
         for m in ("trained", "teacher"):
             if m in ev["latency_s"]:
                 rows.append((f"latency p50, {m}", _est(ev["latency_s"][m]["p50"], 2, " s")))

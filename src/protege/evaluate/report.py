@@ -218,6 +218,8 @@ def build_blocks(results: list[dict[str, Any]], summary: dict[str, Any], images:
     blocks.append(Para(note))  # fmt: skip
 
     blocks += _fact_blocks(results, summary, models)
+    if summary.get("voice"):
+        blocks += _voice_blocks(summary["voice"])
 
     blocks += _speed_blocks(summary, models)
 
@@ -250,6 +252,22 @@ def build_blocks(results: list[dict[str, Any]], summary: dict[str, Any], images:
     blocks.append(Para(f"Per-question data: results.jsonl (recompute any figure from it). Config hash {meta['config_hash']}, "
                        f"protege {meta['code_version']}, {meta['created']}, {meta['wall_s']} s."))  # fmt: skip
     return blocks
+
+
+def _voice_blocks(voice: dict[str, Any]) -> list[Block]:
+    """Style similarity to the creator's held-out posts (evaluate/voice.py)."""
+    names = {"generic": "generic assistant (teacher, no persona)"}
+    rows = [[names.get(m, m), est(e, 3)] for m, e in voice["style"].items()]
+    rows += [[f"{pair} (paired)", est(d, 3)] for pair, d in voice["paired"].items()]
+    recall = voice.get("generic_fact_recall")
+    para = (f"Style similarity is the cosine between an answer's MiniLM embedding and the mean embedding of the "
+            f"{voice['held_out_posts']} held-out posts (the eval questions' sources) other than its own question's. "
+            "MiniLM embeds topic more than manner: the generic assistant, the teacher asked the same questions with the same "
+            f"excerpts under the system prompt \"{voice['generic_system']}\" instead of the persona, is the control that "
+            "knows the same facts without the voice.")
+    if recall:
+        para += f" Its fact recall: {est(recall, 0, 100, '%')}."
+    return [Heading("Voice"), Table(["", "style similarity to held-out posts"], rows), Para(para)]
 
 
 def _speed_blocks(summary: dict[str, Any], models: list[str]) -> list[Block]:

@@ -22,6 +22,7 @@ from protege.chains import in_chains
 from protege.config import ModelConfig, section_hash
 from protege.errors import ProtegeError
 from protege.evaluate import judge
+from protege.evaluate import voice as voice_mod
 from protege.evaluate.facts import expectation, fact_recall
 from protege.models.client import ChatClient, Completion
 from protege.models.endpoint import open_client
@@ -180,7 +181,7 @@ def teacher_prompts(project: Project, items: list[dict[str, Any]]) -> list[dict[
     return out
 
 
-async def _collect(project: Project, items: list[dict[str, Any]], trained: TrainedRun | None, progress) -> dict[str, Any]:  # noqa: ANN001
+async def _collect(project: Project, items: list[dict[str, Any]], trained: TrainedRun | None, progress, voice: bool = False) -> dict[str, Any]:  # noqa: ANN001
     cfg = project.config
     cache = project.paths.cache_db
     models: dict[str, tuple[ModelConfig, Path | None]] = {"untrained": (cfg.student, None)}
@@ -201,6 +202,11 @@ async def _collect(project: Project, items: list[dict[str, Any]], trained: Train
 
         clients["judge"] = open_client(cfg.judge_model, cache_path=cache)
         await judge_all(clients["judge"], items, answers, pairwise=judges_pairwise(cfg), progress=progress)
+        if voice:  # the control for style similarity: same questions and excerpts, no persona (evaluate/voice.py)
+            task = progress.add_task("answers: generic assistant", total=len(items))
+            asked = teacher_prompts(project, voice_mod.generic_items(items))
+            answers[voice_mod.GENERIC] = await _answer_all(clients["teacher"], asked, cfg.eval.max_tokens, False,
+                                                           lambda t=task: progress.advance(t))  # fmt: skip
     finally:
         for c in clients.values():
             await c.aclose()
@@ -299,12 +305,14 @@ def run(project: Project, run: str | None = None, fail_under: float | None = Non
     t0 = time.monotonic()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     load_before = os.getloadavg()[0]
+    voice = voice_mod.is_voice_project(project)
     with Progress(*columns, console=err, transient=False) as progress:
-        collected = _run_async(_collect(project, items, trained, progress))
+        collected = _run_async(_collect(project, items, trained, progress, voice))
     load_after = os.getloadavg()[0]
     answers = collected["answers"]
     _similarities(items, answers)
     _fact_recall(items, answers)
+    posts = voice_mod.style_scores(items, answers) if voice else 0
 
     results = [
         {**{k: it[k] for k in ("id", "type", "question", "reference", "messages", "key_facts")},
@@ -332,6 +340,8 @@ def run(project: Project, run: str | None = None, fail_under: float | None = Non
         },
     }
     summary = summarize(results, info)
+    if voice:
+        summary["voice"] = voice_mod.voice_summary(results, posts, {"n_resamples": cfg.eval.bootstrap, "seed": cfg.eval.seed})
     gate = None
     if fail_under is not None:
         gate = gate_failure(summary, fail_under)
