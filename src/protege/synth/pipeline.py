@@ -315,10 +315,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
 
     chash = config_hash(project)
     rows = [_row(it, project, chash, proposers) for it in items if it.alive]
-    train, held_out = split_by_chunk(rows, synth.eval_fraction, synth.seed)
-    copies = (add_excerptless_declines(train, share=1 - synth.raft_oracle_fraction, seed=synth.seed, name=project.name)
-              if synth.format == "raft" else [])
-    train += copies
+    train, held_out, copies = _split(rows, project)
     paths = project.paths
     # synth owns train/eval/dropped.jsonl; a row in train.jsonl it did not write is kept in a part.
     preserved = dataset.preserve_foreign_rows(paths, _written_by_synth)
@@ -329,20 +326,8 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
     dropped = Counter(it.dropped[0] for it in items if it.dropped)
     usage = [_usage("teacher", c.teacher.ref, teacher), _usage("judge", c.judge_model.ref, judge)]
     usage += [_usage(f"proposer {i + 1}", p.ref, client) for i, (p, client) in enumerate(zip(synth.proposers, proposers))]
-    n_questions = sum(1 for it in items if it.question)
-    n_unique = n_questions - dropped["near-duplicate question"]
-    n_answered = (n_unique - dropped["empty answer"] - dropped["answer cut at answer_max_tokens"]
-                  - dropped[BARE_REFUSAL])
-    n_safe = n_answered - dropped["guard: unsafe answer"]
-    steps = [
-        ("questions planned", len(items)),
-        ("questions written", n_questions),
-        ("after near-duplicate removal", n_unique),
-        ("answered", n_answered),
-        ("after guard", n_safe),
-        ("after groundedness check", n_safe - ungrounded),
-        ("kept after judge" if synth.judge else "kept (no judge: synth.judge is off)", len(rows)),
-    ]
+    steps = _steps(items, dropped, ungrounded, len(rows), judged=synth.judge)
+    n_questions = steps[1][1]
     card = CardData(
         project=project.name, docs_dir=str(project.docs_dir), config_hash=chash, code_version=protege.__version__,
         format=synth.format, wall_s=time.perf_counter() - t0, files_read=len(corpus.documents),
@@ -368,6 +353,33 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
     persona_path = None if persona.source == "config" else paths.persona
     return SynthResult(paths.train_jsonl, paths.eval_jsonl, paths.card, paths.dropped_jsonl, persona_path, counts, usage=usage,
                        skipped=card.skipped, notes=corpus.notes)  # fmt: skip
+
+
+def _split(rows: list[dict[str, Any]], project: "Project") -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train, eval, the excerpt-less copies appended to train): eval held out by chunk (synth/split.py),
+    then RAFT's share of declines for training (synth/declines.py)."""
+    synth = project.config.synth
+    train, held_out = split_by_chunk(rows, synth.eval_fraction, synth.seed)
+    copies = (add_excerptless_declines(train, share=1 - synth.raft_oracle_fraction, seed=synth.seed, name=project.name)
+              if synth.format == "raft" else [])  # fmt: skip
+    return train + copies, held_out, copies
+
+
+def _steps(items: list[_Item], dropped: Counter, ungrounded: int, kept: int, *, judged: bool) -> list[tuple[str, int]]:
+    """The card's counts, step by step: how many questions were left after each filter."""
+    n_questions = sum(1 for it in items if it.question)
+    n_unique = n_questions - dropped["near-duplicate question"]
+    n_answered = n_unique - dropped["empty answer"] - dropped["answer cut at answer_max_tokens"] - dropped[BARE_REFUSAL]
+    n_safe = n_answered - dropped["guard: unsafe answer"]
+    return [
+        ("questions planned", len(items)),
+        ("questions written", n_questions),
+        ("after near-duplicate removal", n_unique),
+        ("answered", n_answered),
+        ("after guard", n_safe),
+        ("after groundedness check", n_safe - ungrounded),
+        ("kept after judge" if judged else "kept (no judge: synth.judge is off)", kept),
+    ]
 
 
 def _key_fact_counts(items: list[_Item]) -> KeyFactCounts:

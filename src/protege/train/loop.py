@@ -126,18 +126,7 @@ def train(
             batch_ids = length_batches(lengths, config.batch_size, config.seed, epoch)[index]
             shard = batch_ids[rank::world] or batch_ids[:1]
             batch = collate([examples[i] for i in shard], pad_id).to(accelerator.device)
-            try:
-                with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
-                    loss, ce, kd = wrapped(batch)
-                accelerator.backward(loss)
-                accelerator.clip_grad_norm_(params, 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            except RuntimeError as exc:
-                if _is_oom(exc):
-                    raise oom_error(exc, config) from None
-                raise
+            loss, ce, kd = _optimizer_step(wrapped, batch, accelerator, optimizer, scheduler, params, config, autocast_bf16)
             result.tokens += batch.tokens * world
             result.seconds = before + time.perf_counter() - t0
             point = {"step": step + 1, "loss": loss.item(), "ce": ce.item(), "lr": scheduler.get_last_lr()[0]}
@@ -152,6 +141,23 @@ def train(
                 break
     accelerator.wait_for_everyone()
     return result
+
+
+def _optimizer_step(wrapped, batch, accelerator, optimizer, scheduler, params, config: TrainConfig, autocast_bf16: bool):  # noqa: ANN001, ANN202
+    """One step on one batch: (loss, ce, kd) before the update; running out of memory is one readable error."""
+    try:
+        with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
+            loss, ce, kd = wrapped(batch)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+    except RuntimeError as exc:
+        if _is_oom(exc):
+            raise oom_error(exc, config) from None
+        raise
+    return loss, ce, kd
 
 
 def _progress(enabled: bool):  # noqa: ANN202
