@@ -47,8 +47,11 @@ def test_raft_moa_logprobs_run_writes_the_documented_format(project_dir: Path, e
     )  # fmt: skip
     result = run(project)
     train, held = read_jsonl(result.train), read_jsonl(result.eval)
-    rows = train + held
+    # Training's excerpt-less copies (synth/declines.py) are checked in their own test.
+    copies = [r for r in train if "excerptless_copy_of" in r["meta"]]
+    rows = [r for r in train if r not in copies] + held
     assert result.counts["kept"] == len(rows) > 0 and result.counts["train"] == len(train) and held
+    assert result.counts["excerptless_copies"] == len(copies)
     assert result.counts["files"] == 4 and result.counts["skipped"] == 1 and result.counts["chunks"] == 4
 
     for r in rows:
