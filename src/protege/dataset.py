@@ -18,10 +18,11 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from protege import __version__
-from protege.artifacts import read_jsonl, write_jsonl, write_text
+from protege.artifacts import read_jsonl, write_jsonl
 from protege.errors import ProtegeError
 from protege.project import ArtifactPaths
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 
-import numpy as np
 import pytest
 from route_builders import bike_shop_results, results_row, write_results
 from typer.testing import CliRunner

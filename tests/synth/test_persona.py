@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from protege.config import ModelConfig
@@ -15,9 +13,6 @@ from protege.corpus import load_corpus
 from protege.models.endpoint import open_client
 from protege.project import Project
 from protege.synth.persona import pending_call, resolve_persona, voice_sample
-
-sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
-import canned_endpoint  # noqa: E402
 
 
 def resolve(project_dir: Path, url: str):

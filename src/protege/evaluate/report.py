@@ -174,7 +174,6 @@ def _save(fig, path: Path, caption: str) -> Image:  # noqa: ANN001
 
 def build_blocks(results: list[dict[str, Any]], summary: dict[str, Any], images: list[Image]) -> list[Block]:
     models = _models(summary)
-    students = [m for m in models if m != "teacher"]
     n = summary["n_questions"]
     meta = summary["meta"]
     blocks: list[Block] = [Heading(f"protege eval: {summary['run']}", 1)]

@@ -8,7 +8,6 @@ resumed run writes exactly what an uninterrupted one would.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections import Counter
