@@ -114,6 +114,9 @@ class SynthConfig(Strict):
     format: Literal["closed-book", "raft"] = "closed-book"
     raft_distractors: int = Field(2, ge=0)
     raft_oracle_fraction: float = Field(0.8, ge=0, le=1)
+    raft_train_declines: float | None = Field(
+        None, ge=0, lt=1, description="share of training's RAFT rows whose excerpts lack the answer: excerpt-less copies are added to reach it (synth/declines.py); default 1 - raft_oracle_fraction"
+    )
     proposers: list[ModelConfig] = Field(
         default_factory=list, description="Mixture-of-Agents proposers; the teacher aggregates"
     )

@@ -246,3 +246,16 @@ def test_training_gets_raft_s_share_of_excerpt_less_declines_and_eval_none_added
     assert result.counts["excerptless_copies"] == len(copies)
     card = " ".join(result.card.read_text().split())
     assert f"| training rows added: excerpts removed, answer declines | {len(copies)} |" in card
+
+    # synth.raft_train_declines sets another share: more copies, the same eval
+    server, url = canned_endpoint.start(guessing=True)
+    try:
+        project = configure(project_dir, url, format="raft", raft_distractors=1, raft_oracle_fraction=0.9, raft_train_declines=0.5,
+                            questions_per_chunk=4, type_mix={"factual": 1}, logprobs=2)  # fmt: skip
+        more = run(project)
+    finally:
+        server.shutdown()
+    train2 = read_jsonl(more.train)
+    assert more.counts["excerptless_copies"] > len(copies)
+    assert [(r["id"], r["messages"]) for r in read_jsonl(more.eval)] == [(r["id"], r["messages"]) for r in held_out]
+    assert sum(1 for r in train2 if not any(c["oracle"] for c in r["context"])) >= 0.5 * len(train2)

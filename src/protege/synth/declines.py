@@ -6,7 +6,8 @@ noisy on a small set, and a student learns to decline only from enough examples:
 of 45 training rows declined, and the trained student declined none of the 18 held-out questions
 that needed it (it answered from the distractors instead). So after the split, training gets
 copies of some of its answered rows with the answer's excerpts taken out and the decline as the
-answer, until excerpt-less rows are (1 - raft_oracle_fraction) of its RAFT rows.
+answer, until excerpt-less rows are (1 - raft_oracle_fraction) of its RAFT rows, or the share
+`synth.raft_train_declines` sets.
 
 A copy costs no teacher call and is right by construction: the only excerpts left are ones the
 row's own draw showed as distractors. It has no teacher tokens (KD skips it, cross-entropy

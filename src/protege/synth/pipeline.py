@@ -359,8 +359,8 @@ def _split(rows: list[dict[str, Any]], project: "Project") -> tuple[list[dict[st
     then RAFT's share of declines for training (synth/declines.py)."""
     synth = project.config.synth
     train, held_out = split_by_chunk(rows, synth.eval_fraction, synth.seed)
-    copies = (add_excerptless_declines(train, share=1 - synth.raft_oracle_fraction, seed=synth.seed, name=project.name)
-              if synth.format == "raft" else [])  # fmt: skip
+    share = 1 - synth.raft_oracle_fraction if synth.raft_train_declines is None else synth.raft_train_declines
+    copies = add_excerptless_declines(train, share=share, seed=synth.seed, name=project.name) if synth.format == "raft" else []
     return train + copies, held_out, copies
 
 
