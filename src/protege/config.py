@@ -188,6 +188,10 @@ class EvalConfig(Strict):
     local_usd_per_hour: float = Field(
         0.10, ge=0, description="price of the machine a local model runs on (default: a 2-vCPU cloud VM)"
     )
+    voice: bool | None = Field(
+        None, description="measure style similarity to held-out posts against a generic assistant (evaluate/voice.py); "
+        "default: when the docs include posts and the persona is written from them (no `persona:` in the config)",
+    )
 
 
 class RouteConfig(Strict):

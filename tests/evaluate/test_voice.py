@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from protege.evaluate.voice import GENERIC, GENERIC_SYSTEM, generic_items, held_out_posts, is_voice_project, style_scores, voice_summary
+from protege.evaluate.voice import GENERIC, GENERIC_SYSTEM, generic_items, held_out_posts, post_chunks, style_scores, voice_summary
 
 POSTS = [
     "Low and slow, friends! Sunday's beef shin braised for six hours and the kids licked the pot clean. Pantry math wins again. - M.",
@@ -19,9 +19,13 @@ POSTS = [
 ]
 
 
-def item(i: int, system: str = "You are Maya.") -> dict:
+CHUNKS = {f"posts.jsonl#{i}": p for i, p in enumerate(POSTS)}
+
+
+def item(i: int, system: str = "You are Maya.", chunks: list[int] | None = None) -> dict:
+    ids = [f"posts.jsonl#{k}" for k in (chunks if chunks is not None else [i])]
     return {"id": f"q-{i}", "messages": [{"role": "system", "content": system}, {"role": "user", "content": f"question {i}?"}],
-            "source": {"text": POSTS[i]}}  # fmt: skip
+            "source": {"chunks": ids, "text": " ".join(CHUNKS[c] for c in ids)}}  # fmt: skip
 
 
 def test_generic_items_swap_the_persona_for_a_plain_assistant_and_keep_the_question() -> None:
@@ -34,18 +38,24 @@ def test_generic_items_swap_the_persona_for_a_plain_assistant_and_keep_the_quest
 
 def test_style_is_higher_for_an_answer_in_the_creator_s_voice_and_ignores_its_own_post() -> None:
     items = [item(i) for i in range(4)]
-    assert held_out_posts(items + [item(0)]) == POSTS
+    assert held_out_posts(items + [item(0)], CHUNKS) == list(CHUNKS)
+    assert held_out_posts([item(0), {"id": "doc", "source": {"chunks": ["faq.md#0"]}}], CHUNKS) == ["posts.jsonl#0"]
     in_voice = "Oh loves, low and slow is the answer: braise it for hours, ferment the cabbage, and do the pantry math. - M."
     corporate = "Our enterprise platform delivers scalable cloud solutions for quarterly revenue growth and compliance."
     answers = {"a": [{"text": in_voice} for _ in items], "b": [{"text": corporate} for _ in items],
                "copy": [{"text": POSTS[i]} for i in range(4)], "none": [{"text": None} for _ in items]}  # fmt: skip
-    assert style_scores(items, answers) == 4
+    assert style_scores(items, answers, CHUNKS) == 4
     for i in range(4):
         assert answers["a"][i]["style"] > answers["b"][i]["style"] + 0.1
         assert answers["copy"][i]["style"] < 0.99  # its own post is left out of the centroid it is compared with
         assert answers["none"][i]["style"] is None
     one = {"a": [{"text": in_voice}]}
-    assert style_scores([item(0)], one) == 1 and one["a"][0]["style"] is None  # no other post to compare with
+    assert style_scores([item(0)], one, CHUNKS) == 1 and one["a"][0]["style"] is None  # no other post to compare with
+    # A multi-hop question's every post is its own: repeating post 1 scores as if post 1 were not held out.
+    multi = [item(0, chunks=[0, 1]), item(2), item(3)]
+    echo = {"a": [{"text": POSTS[1]}, {"text": POSTS[1]}, {"text": POSTS[1]}]}
+    style_scores(multi, echo, CHUNKS)
+    assert echo["a"][0]["style"] < echo["a"][1]["style"]
 
 
 def test_voice_summary_pairs_the_students_with_the_generic_assistant() -> None:
@@ -76,15 +86,18 @@ def test_eval_of_a_creator_project_measures_style_against_a_generic_assistant(pr
         for role in ("student", "teacher", "judge"):
             cfg[role] = {"ref": f"openai:canned@{url}", "max_retries": 0}
         cfg["eval"] = {"bootstrap": 200}
+        cfg["synth"] = {"chunk_tokens": 32, "chunk_overlap": 0}  # one post a chunk
         cfg.setdefault("serve", {})["teacher_retrieval"] = False
         (project_dir / "protege.yaml").write_text(yaml.safe_dump(cfg))
         docs = Project.load(project_dir).docs_dir
-        assert not is_voice_project(Project.load(project_dir))
-        for f in docs.iterdir():
-            f.unlink()
+        assert post_chunks(Project.load(project_dir)) == {}  # a docs project
         (docs / "posts.jsonl").write_text("".join(json.dumps({"text": p}) + "\n" for p in POSTS))
         project = Project.load(project_dir)
-        assert is_voice_project(project)
+        assert set(post_chunks(project)) == set(CHUNKS)  # the posts only, not the .md docs beside them
+        for key, value in (("persona", "You are the shop."), ("eval", {"voice": False})):  # a written persona, or off
+            (project_dir / "protege.yaml").write_text(yaml.safe_dump({**cfg, key: value}))
+            assert post_chunks(Project.load(project_dir)) == {}
+        (project_dir / "protege.yaml").write_text(yaml.safe_dump(cfg))
         project.paths.data.mkdir(parents=True, exist_ok=True)
         rows = [{**item(i), "type": "factual", "key_facts": [],
                  "messages": [*item(i)["messages"], {"role": "assistant", "content": POSTS[i]}]} for i in range(4)]  # fmt: skip

@@ -305,14 +305,15 @@ def run(project: Project, run: str | None = None, fail_under: float | None = Non
     t0 = time.monotonic()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     load_before = os.getloadavg()[0]
-    voice = voice_mod.is_voice_project(project)
+    posts = voice_mod.post_chunks(project)
+    voice = bool(posts)
     with Progress(*columns, console=err, transient=False) as progress:
         collected = _run_async(_collect(project, items, trained, progress, voice))
     load_after = os.getloadavg()[0]
     answers = collected["answers"]
     _similarities(items, answers)
     _fact_recall(items, answers)
-    posts = voice_mod.style_scores(items, answers) if voice else 0
+    held_posts = voice_mod.style_scores(items, answers, posts) if voice else 0
 
     results = [
         {**{k: it[k] for k in ("id", "type", "question", "reference", "messages", "key_facts")},
@@ -341,7 +342,7 @@ def run(project: Project, run: str | None = None, fail_under: float | None = Non
     }
     summary = summarize(results, info)
     if voice:
-        summary["voice"] = voice_mod.voice_summary(results, posts, {"n_resamples": cfg.eval.bootstrap, "seed": cfg.eval.seed})
+        summary["voice"] = voice_mod.voice_summary(results, held_posts, {"n_resamples": cfg.eval.bootstrap, "seed": cfg.eval.seed})
     gate = None
     if fail_under is not None:
         gate = gate_failure(summary, fail_under)

@@ -1,7 +1,7 @@
 """Does a creator's agent sound like the creator? Style similarity to the creator's held-out posts.
 
-It is measured when the project's documents are posts (rows of .jsonl/.csv files: the voice
-flow, where synth writes persona.md from them). An answer's style similarity is the cosine
+It is measured when the project's documents include posts (rows of .jsonl/.csv files) and the
+persona is the voice profile synth writes from them, or when eval.voice says so. An answer's style similarity is the cosine
 between its MiniLM embedding and the mean embedding of the held-out posts (the sources of the
 eval questions) other than its own question's, so an answer does not score for repeating the
 post it was asked about.
@@ -26,16 +26,25 @@ GENERIC = "generic"  # the generic assistant's key in each result's answers
 STUDENTS = ("untrained", "trained")
 
 
-def is_voice_project(project: Any) -> bool:
-    """True when the project's documents include posts (the creator flow); False without readable docs."""
-    from protege.corpus.load import load_documents
+def post_chunks(project: Any) -> dict[str, str]:
+    """{chunk id: text} of the project's post chunks; empty when voice is not measured.
+
+    eval.voice decides; by default it is measured when the docs include posts (rows of .jsonl/.csv
+    files) and the persona is the voice profile synth writes from them (no `persona:` in the
+    config): a shop's FAQ export with a written persona is not a creator's voice.
+    """
+    from protege.corpus import load_corpus
     from protege.errors import ProtegeError
 
+    wanted = project.config.eval.voice
+    if wanted is False or (wanted is None and project.config.persona):
+        return {}
     try:
-        loaded = load_documents(project.docs_dir, project.config.synth.text_field)
+        corpus = load_corpus(project)
     except ProtegeError:
-        return False
-    return any(d.kind == "posts" and d.rows for d in loaded.documents)
+        return {}
+    posts = {d.file for d in corpus.documents if d.kind == "posts"}
+    return {c.id: c.text for c in corpus.chunks if c.file in posts}
 
 
 def generic_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -47,35 +56,38 @@ def generic_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def held_out_posts(items: list[dict[str, Any]]) -> list[str]:
-    """The eval questions' source posts, each once, in eval order."""
-    return list(dict.fromkeys(t for it in items if (t := (it.get("source") or {}).get("text"))))
+def held_out_posts(items: list[dict[str, Any]], posts: dict[str, str]) -> list[str]:
+    """The post chunks the eval questions were written from, each once, in eval order."""
+    return list(dict.fromkeys(c for it in items for c in (it.get("source") or {}).get("chunks", []) if c in posts))
 
 
-def style_scores(items: list[dict[str, Any]], answers: dict[str, list[dict[str, Any]]]) -> int:
-    """Store each answer's style similarity in its "style" field; returns the held-out posts used.
+def style_scores(items: list[dict[str, Any]], answers: dict[str, list[dict[str, Any]]], posts: dict[str, str]) -> int:
+    """Store each answer's style similarity in its "style" field; returns how many held-out posts it used.
 
-    Needs at least two held-out posts (one besides a question's own); with fewer every style is None.
+    `posts` is {chunk id: text} of the post chunks (`post_chunks`). An answer is compared with the
+    held-out posts other than its own question's (every one of them, for a multi-hop question);
+    with no other post to compare with, its style is None.
     """
     from protege.models.embeddings import encode
 
-    posts = held_out_posts(items)
+    held = held_out_posts(items, posts)
     for col in answers.values():
         for a in col:
             a["style"] = None
-    if len(posts) < 2:
-        return len(posts)
-    post_vecs = encode(posts)
-    index = {p: k for k, p in enumerate(posts)}
+    if len(held) < 2:
+        return len(held)
+    post_vecs = encode([posts[c] for c in held])
+    index = {c: k for k, c in enumerate(held)}
     slots = [(m, i) for m, col in answers.items() for i, a in enumerate(col) if a.get("text")]
     vecs = encode([answers[m][i]["text"] for m, i in slots])
-    total = post_vecs.sum(axis=0)
     for (m, i), v in zip(slots, vecs):
-        own = index.get((items[i].get("source") or {}).get("text"))
-        centroid = total - post_vecs[own] if own is not None else total
+        own = [index[c] for c in (items[i].get("source") or {}).get("chunks", []) if c in index]
+        if len(own) == len(held):
+            continue
+        centroid = post_vecs.sum(axis=0) - post_vecs[own].sum(axis=0)
         norm = float(np.linalg.norm(centroid) * np.linalg.norm(v))
         answers[m][i]["style"] = round(float(centroid @ v) / norm, 4) if norm else None
-    return len(posts)
+    return len(held)
 
 
 def voice_summary(results: list[dict[str, Any]], posts: int, boot: dict[str, int]) -> dict[str, Any]:
@@ -93,7 +105,6 @@ def voice_summary(results: list[dict[str, Any]], posts: int, boot: dict[str, int
             out["paired"]["trained - generic"] = mean_difference(col(GENERIC), col("trained"), **boot).to_dict()
     if GENERIC in models:
         out["paired"]["untrained - generic"] = mean_difference(col(GENERIC), col("untrained"), **boot).to_dict()
-    if GENERIC in models:
         recall = [r["answers"][GENERIC].get("fact_recall") for r in results if GENERIC in r["answers"]]
         out["generic_fact_recall"] = bootstrap_ci(recall, **boot).to_dict()
     return out

@@ -144,12 +144,14 @@ class Exchange:
         # Both taken before the stream: the closing chunk says who answered as the request was planned.
         info = protege_info(answer, self.request_id)
         opening = protege_info(answer, self.request_id, sources_for(answer.route, chunks, agent.project.config.serve))
-        events = self._events(answer, deltas, (opening, info), input_blocked=planned is None, guarded=guarded, final=final)
+        limit = self.req.token_limit(agent.project.config.serve.max_tokens)
+        events = self._events(answer, deltas, (opening, info), input_blocked=planned is None, guarded=guarded, final=final,
+                              limit=limit)  # fmt: skip
         headers = {"x-protege-route": answer.route, "x-protege-id": self.request_id, "cache-control": "no-cache"}
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
     async def _events(self, answer: Answer, deltas: Any, infos: tuple[dict[str, Any], dict[str, Any]], *,
-                      input_blocked: bool, guarded: bool, final: dict[str, Any]) -> AsyncIterator[str]:  # fmt: skip
+                      input_blocked: bool, guarded: bool, final: dict[str, Any], limit: int) -> AsyncIterator[str]:  # fmt: skip
         gw, agent = self.gw, self.agent
         opening, info = infos
         parts: list[str] = []
@@ -175,7 +177,6 @@ class Exchange:
             self.verdicts["output"] = verdict_json(verdict)
             if blocked and not input_blocked:
                 answer.reason += "; output cut off by the guard"
-            limit = self.req.token_limit(agent.project.config.serve.max_tokens)
             finish = (c.finish_reason if c else None) or ("length" if n_tokens >= limit else "stop")
             status = "blocked" if blocked else "ok"
             await self.logged(answer, status, text, prompt_tokens, n_tokens, self.guard_log)

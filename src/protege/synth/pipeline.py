@@ -332,7 +332,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
         format=synth.format, wall_s=time.perf_counter() - t0, files_read=len(corpus.documents),
         skipped=[(s.file, s.reason) for s in corpus.skipped], notes=corpus.notes, chunks_total=len(corpus.chunks),
         chunks_used=len(chunks), persona_source=persona.source, steps=steps, dropped=dropped,
-        planned_types=Counter(q.type for q in plan), train_types=Counter(r["type"] for r in train),
+        planned_types=Counter(q.type for q in plan), train_types=Counter(r["type"] for r in train if r not in copies),
         eval_types=Counter(r["type"] for r in held_out), usage=usage,
         licenses=[("teacher", c.teacher.ref, license_terms(c.teacher))]
         + [(f"proposer {i + 1}", p.ref, license_terms(p)) for i, p in enumerate(synth.proposers)],
