@@ -14,7 +14,7 @@ import asyncio
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -112,6 +112,17 @@ def create_app(projects: list[Project], db: str | None = None, *, exposed: bool 
     app.add_middleware(WidgetCORS, origins=WidgetOrigins(gw.auth.keys.widget_origins))
     app.add_middleware(_CountRequests, metrics=gw.metrics)
 
+    _add_error_handlers(app, gw)
+    app.include_router(pages_router())
+    app.include_router(admin_router())
+
+    app.include_router(_api_router(gw))
+    return app
+
+
+def _add_error_handlers(app: FastAPI, gw: Gateway) -> None:
+    """Every error, expected or not, leaves as OpenAI-shaped JSON and is counted."""
+
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
         gw.metrics.errors.labels(exc.code or exc.type).inc()
@@ -128,10 +139,12 @@ def create_app(projects: list[Project], db: str | None = None, *, exposed: bool 
         return _error_response(APIError(500, f"Internal error: {type(exc).__name__}", type="server_error",
                                         code="internal_error"))  # fmt: skip
 
-    app.include_router(pages_router())
-    app.include_router(admin_router())
 
-    @app.get("/health")
+def _api_router(gw: Gateway) -> APIRouter:
+    """/health, /metrics and the OpenAI-compatible API: /v1/models, /v1/chat/completions, /v1/feedback."""
+    api = APIRouter()
+
+    @api.get("/health")
     async def health() -> dict[str, Any]:
         agents = {
             a.name: {"student": public_ref(a.student.ref), "teacher": public_ref(a.teacher.ref) if a.teacher.client else None,
@@ -140,11 +153,11 @@ def create_app(projects: list[Project], db: str | None = None, *, exposed: bool 
         }
         return {"status": "ok", "in_flight": gw.in_flight, "agents": agents}
 
-    @app.get("/metrics")
+    @api.get("/metrics")
     async def metrics() -> Response:
         return Response(gw.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.get("/v1/models")
+    @api.get("/v1/models")
     async def list_models(request: Request) -> dict[str, Any]:
         caller = gw.authenticate(request)
         data = [
@@ -154,7 +167,7 @@ def create_app(projects: list[Project], db: str | None = None, *, exposed: bool 
         ]  # fmt: skip
         return {"object": "list", "data": data}
 
-    @app.post("/v1/feedback")
+    @api.post("/v1/feedback")
     async def feedback(request: Request) -> dict[str, Any]:
         caller = gw.authenticate(request)
         body = await gw.read_json(request)
@@ -173,7 +186,7 @@ def create_app(projects: list[Project], db: str | None = None, *, exposed: bool 
                            code="not_found", param="id")  # fmt: skip
         return {"id": fb.id, "rating": fb.rating, "status": "recorded"}
 
-    @app.post("/v1/chat/completions")
+    @api.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         caller = gw.authenticate(request)
         gw.admit()
@@ -192,7 +205,7 @@ def create_app(projects: list[Project], db: str | None = None, *, exposed: bool 
             if not handed_off:
                 gw.release()
 
-    return app
+    return api
 
 
 def _validation_error(exc: ValidationError) -> APIError:
