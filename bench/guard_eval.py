@@ -1,6 +1,6 @@
 """The distilled guard against the teacher-guard it learned from, and every layer, on the labelled set.
 
-    .venv/bin/python bench/guard_eval.py            # every configuration; the teacher-guard answers each row (cached)
+    .venv/bin/python bench/guard_eval.py            # every configuration; the teacher-guard answers each row of the split (cached)
     .venv/bin/python bench/guard_eval.py --quick    # the teacher-guard is NOT run: its rows replay the verdicts the
                                                     # last full run recorded (tests/data/guard/teacher_verdicts.jsonl)
     .venv/bin/python bench/guard_eval.py --llm ollama:llama-guard3   # another LLM guard in the teacher's place
@@ -71,8 +71,10 @@ def recorded(path: Path, sha: str) -> dict[tuple[str, str], tuple[str, float]] |
 
 
 def record_verdicts(path: Path, guard: LLMGuard, rows: list[dict], answers: list[tuple[str, float]]) -> None:
+    """Write the teacher's (answer, seconds) per row, beside those recorded before with the same prompt."""
     header = {"model": guard.model.ref, "prompt_sha256": prompt_sha(guard), "note": "written by bench/guard_eval.py"}
-    lines = [header] + [{"role": r["role"], "text": r["text"], "answer": a, "latency_s": round(s, 4)} for r, (a, s) in zip(rows, answers)]
+    merged = (recorded(path, header["prompt_sha256"]) or {}) | {(r["role"], r["text"]): a for r, a in zip(rows, answers)}
+    lines = [header] + [{"role": role, "text": text, "answer": a, "latency_s": round(s, 4)} for (role, text), (a, s) in merged.items()]
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8")
     tmp.replace(path)
@@ -176,12 +178,10 @@ def evaluate(run: record.BenchRun, args: argparse.Namespace) -> None:
             answers = [replay[(r["role"], r["text"])] for r in rows]
             run.note(f"--quick: the teacher-guard was NOT run; its figures replay {RECORDED.name}, the answers and "
                      "times of the last full run")  # fmt: skip
-    else:
-        answers_all = asyncio.run(ask_teacher(every, llm))
+    else:  # the split's rows only (--split all: every row); the record keeps earlier runs' other rows
+        answers = asyncio.run(ask_teacher(rows, llm))
         if args.llm == DEFAULT_TEACHER:
-            record_verdicts(RECORDED, llm, every, answers_all)
-        by_row = {(r["role"], r["text"]): a for r, a in zip(every, answers_all)}
-        answers = [by_row[(r["role"], r["text"])] for r in rows]
+            record_verdicts(RECORDED, llm, rows, answers)
     distilled = timed_classifier(clf, rows)
     if answers is not None:
         teacher = teacher_predictions(llm, answers)
