@@ -37,6 +37,7 @@ BENCHES = {
     "train_vs_trl": "LoRA SFT: protege train vs TRL's SFTTrainer, same student, rows and settings",
     "synth_vs_distilabel": "synthetic Q&A: protege synth vs distilabel on one local llama.cpp endpoint",
     "engine_vs_llama_cpp_python": "aggregate tok/s at 1/4/8 concurrent streams: llama-server slots vs llama-cpp-python's server",
+    "guard_eval": "safety checks on the labelled set's held-out split: the distilled guard vs the teacher-guard it learned from",
 }
 # Scripts in bench/ that make bench does not run, and why (the report lists them).
 NOT_RUN = {
@@ -44,8 +45,6 @@ NOT_RUN = {
     "protege's own figure against its target (the adapter's size + 10 MiB)",
     "models_speed": "no peer: server start time and tokens/s of the embedded models",
     "synth_concurrency": "no peer: synth's own scaling with teacher concurrency against a canned endpoint",
-    "guard_eval": "its peer, the teacher-guard, answers every labelled row (most of an hour here); --quick replays "
-    "tests/data/guard/teacher_verdicts.jsonl, which no full run has recorded yet",
     "guard_latency": "no peer: the guard rule layer's latency",
     "kd_ablation": "no peer: SFT only vs KD only vs SFT+KD on one finished project (it trains two more students); "
     "test_run_quick runs it on the quick loop's project",
