@@ -35,13 +35,9 @@ class Retriever:
         self.vectors = encode([c.text for c in chunks])
 
     def top(self, query: str, k: int) -> list[Any]:
-        """The k chunks closest to the query. The query is embedded by the numpy encoder (the same
-        vector as sentence-transformers', to a cosine of 0.9999; tests/route/test_route_stage.py):
-        a gateway embeds one per request, and through torch that cost about 50 ms a request here
-        (bench/gateway_vs_litellm.py, teacher retrieval on), through numpy a few."""
-        from protege.models.query_encoder import query_encoder
+        from protege.models.embeddings import encode
 
-        scores = self.vectors @ query_encoder().encode_one(query)
+        scores = self.vectors @ encode([query])[0]
         return [self.chunks[i] for i in scores.argsort()[::-1][:k]]
 
     def excerpts(self, query: str, k: int) -> str:
