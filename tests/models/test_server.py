@@ -75,7 +75,9 @@ def test_start_reuse_restart_stop(student_model, tmp_path):
 
 SCRIPT = textwrap.dedent(
     """
-    import os, sys, time
+    import os, signal, sys, time
+    # Ctrl-C as in a terminal, whatever SIGINT disposition the test runner passed down.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from protege.config import ModelConfig
     from protege.models.endpoint import server_spec
     from protege.models.server import POOL
