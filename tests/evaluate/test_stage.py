@@ -153,3 +153,18 @@ def test_an_empty_latest_is_one_error_for_every_stage(project_dir, tmp_path):
         with pytest.raises(ProtegeError, match="LATEST: empty"):
             read()
     assert ArtifactPaths(tmp_path / "elsewhere").latest_run() is None
+
+
+def test_teacher_prompts_build_no_retriever_for_raft_rows(project_dir):
+    """RAFT rows carry their excerpts: the teacher's prompts need no retriever (which would embed
+    every chunk), so they are built even with no documents left to retrieve from."""
+    from protege.evaluate.stage import teacher_prompts
+
+    project = Project.load(project_dir)
+    assert project.config.serve.teacher_retrieval
+    for f in project.docs_dir.iterdir():
+        f.unlink()
+    raft = [{"id": "q", "messages": [{"role": "user", "content": "Context: ...\n\nQuestion: hours?"}], "context": []}]
+    assert teacher_prompts(project, raft) is raft
+    with pytest.raises(ProtegeError, match="no usable documents"):  # a closed-book row does need one
+        teacher_prompts(project, [{"id": "c", "messages": [{"role": "user", "content": "hours?"}], "context": None}])

@@ -159,8 +159,8 @@ def teacher_prompts(project: Project, items: list[dict[str, Any]]) -> list[dict[
     """The teacher is asked as the gateway asks it: with the top-k document excerpts in its
     system prompt when serve.teacher_retrieval is on (it does not know the owner's docs)."""
     cfg = project.config.serve
-    if not cfg.teacher_retrieval:
-        return items
+    if not cfg.teacher_retrieval or all(item.get("context") is not None for item in items):
+        return items  # RAFT rows carry their context: no retriever to build (it embeds every chunk)
     from protege.corpus import load_chunks
     from protege.corpus.retrieve import Retriever
 
@@ -192,21 +192,23 @@ async def _collect(project: Project, items: list[dict[str, Any]], trained: Train
     answers: dict[str, list[dict[str, Any]]] = {}
     logprobs: dict[str, bool] = {}
     clients: dict[str, ChatClient] = {}
+    # The teacher's prompts, and with voice the generic assistant's (evaluate/voice.py: same
+    # questions and excerpts, no persona), in one pass: one retriever for both.
+    asked_teacher = teacher_prompts(project, items + (voice_mod.generic_items(items) if voice else []))
     try:
         for name, (model, lora) in models.items():
             task = progress.add_task(f"answers: {name}", total=len(items))
             clients[name] = open_client(model, cache_path=cache, lora=lora)
             logprobs[name] = name != "teacher" and await clients[name].supports_logprobs()
-            asked = teacher_prompts(project, items) if name == "teacher" else items
+            asked = asked_teacher[: len(items)] if name == "teacher" else items
             answers[name] = await _answer_all(clients[name], asked, cfg.eval.max_tokens, logprobs[name], lambda t=task: progress.advance(t))
 
         clients["judge"] = open_client(cfg.judge_model, cache_path=cache)
         await judge_all(clients["judge"], items, answers, pairwise=judges_pairwise(cfg), progress=progress)
-        if voice:  # the control for style similarity: same questions and excerpts, no persona (evaluate/voice.py)
+        if voice:
             task = progress.add_task("answers: generic assistant", total=len(items))
-            asked = teacher_prompts(project, voice_mod.generic_items(items))
-            answers[voice_mod.GENERIC] = await _answer_all(clients["teacher"], asked, cfg.eval.max_tokens, False,
-                                                           lambda t=task: progress.advance(t))  # fmt: skip
+            answers[voice_mod.GENERIC] = await _answer_all(clients["teacher"], asked_teacher[len(items) :], cfg.eval.max_tokens,
+                                                           False, lambda t=task: progress.advance(t))  # fmt: skip
     finally:
         for c in clients.values():
             await c.aclose()

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from protege.evaluate.metrics import column
 from protege.evaluate.stats import bootstrap_ci, mean_difference
 
 GENERIC_SYSTEM = "You are a helpful assistant."
@@ -94,7 +95,7 @@ def voice_summary(results: list[dict[str, Any]], posts: int, boot: dict[str, int
     """Style similarity per model, and the paired differences that say whether training moved it."""
 
     def col(m: str) -> list[float | None]:
-        return [r["answers"].get(m, {}).get("style") for r in results]
+        return column(results, m, "style")
 
     models = [m for m in (*STUDENTS, GENERIC, "teacher") if any(m in r["answers"] for r in results)]
     out: dict[str, Any] = {"held_out_posts": posts, "generic_system": GENERIC_SYSTEM,
@@ -105,6 +106,5 @@ def voice_summary(results: list[dict[str, Any]], posts: int, boot: dict[str, int
             out["paired"]["trained - generic"] = mean_difference(col(GENERIC), col("trained"), **boot).to_dict()
     if GENERIC in models:
         out["paired"]["untrained - generic"] = mean_difference(col(GENERIC), col("untrained"), **boot).to_dict()
-        recall = [r["answers"][GENERIC].get("fact_recall") for r in results if GENERIC in r["answers"]]
-        out["generic_fact_recall"] = bootstrap_ci(recall, **boot).to_dict()
+        out["generic_fact_recall"] = bootstrap_ci(column(results, GENERIC, "fact_recall"), **boot).to_dict()
     return out

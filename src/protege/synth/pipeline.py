@@ -314,7 +314,8 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
 
     chash = config_hash(project)
     rows = [_row(it, project, chash, proposers) for it in items if it.alive]
-    train, held_out, copies = _split(rows, project)
+    kept_train, copies, held_out = _split(rows, project)
+    train = kept_train + copies
     paths = project.paths
     # synth owns train/eval/dropped.jsonl; a row in train.jsonl it did not write is kept in a part.
     preserved = dataset.preserve_foreign_rows(paths, _written_by_synth)
@@ -332,7 +333,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
         format=synth.format, wall_s=time.perf_counter() - t0, files_read=len(corpus.documents),
         skipped=[(s.file, s.reason) for s in corpus.skipped], notes=corpus.notes, chunks_total=len(corpus.chunks),
         chunks_used=len(chunks), persona_source=persona.source, steps=steps, dropped=dropped,
-        planned_types=Counter(q.type for q in plan), train_types=Counter(r["type"] for r in train if r not in copies),
+        planned_types=Counter(q.type for q in plan), train_types=Counter(r["type"] for r in kept_train),
         eval_types=Counter(r["type"] for r in held_out), usage=usage,
         licenses=[("teacher", c.teacher.ref, license_terms(c.teacher))]
         + [(f"proposer {i + 1}", p.ref, license_terms(p)) for i, p in enumerate(synth.proposers)],
@@ -355,13 +356,13 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
 
 
 def _split(rows: list[dict[str, Any]], project: "Project") -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """(train, eval, the excerpt-less copies appended to train): eval held out by chunk (synth/split.py),
-    then RAFT's share of declines for training (synth/declines.py)."""
+    """(training rows, the excerpt-less copies training adds to them, eval): eval held out by chunk
+    (synth/split.py), then RAFT's share of declines for training (synth/declines.py)."""
     synth = project.config.synth
     train, held_out = split_by_chunk(rows, synth.eval_fraction, synth.seed)
     share = 1 - synth.raft_oracle_fraction if synth.raft_train_declines is None else synth.raft_train_declines
     copies = add_excerptless_declines(train, share=share, seed=synth.seed, name=project.name) if synth.format == "raft" else []
-    return train + copies, held_out, copies
+    return train, copies, held_out
 
 
 def _steps(items: list[_Item], dropped: Counter, ungrounded: int, kept: int, *, judged: bool) -> list[tuple[str, int]]:
