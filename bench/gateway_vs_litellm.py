@@ -41,6 +41,12 @@ LITELLM = ROOT / ".bench-venv-litellm" / "bin" / "litellm"
 # protege as it ships (the teacher's prompt gets the top chunks of the owner's docs), and with that
 # retrieval off: the same work as LiteLLM, which only forwards.
 GATEWAYS = {"protege": True, "protege-no-retrieval": False}
+# The defaults send every request to the student (no router is trained), whose prompt needs no
+# retrieval; this target asks the first gateway's teacher by name, so each request embeds the
+# question and carries the excerpts: the cost a routed request pays when it goes to the teacher.
+TEACHER_ROUTE = "protege-teacher-route"
+# What each target is answered as: its model name in the request body.
+MODEL = {TEACHER_ROUTE: "canned-teacher"}
 BODY = {"model": "canned", "messages": [{"role": "user", "content": "What are your opening hours?"}], "max_tokens": 16}
 
 
@@ -154,7 +160,7 @@ async def latencies(targets: dict[str, tuple[str, str]], n: int) -> dict[str, li
         for i in range(n + 5):  # the first 5 warm up connections and lazy imports
             for name, (url, _) in targets.items():
                 t0 = time.perf_counter()
-                resp = await clients[name].post(f"{url}/chat/completions", json=BODY)
+                resp = await clients[name].post(f"{url}/chat/completions", json=body_for(name))
                 if i >= 5:
                     out[name].append(time.perf_counter() - t0)
                 resp.raise_for_status()
@@ -164,7 +170,11 @@ async def latencies(targets: dict[str, tuple[str, str]], n: int) -> dict[str, li
     return out
 
 
-async def throughput(url: str, key: str, n: int, clients: int) -> tuple[float, int]:
+def body_for(target: str) -> dict:
+    return {**BODY, "model": MODEL.get(target, BODY["model"])}
+
+
+async def throughput(url: str, key: str, n: int, clients: int, body: dict) -> tuple[float, int]:
     """(requests/s, failures) for n requests from `clients` concurrent clients."""
     remaining = iter(range(n))
     failures = 0
@@ -172,7 +182,7 @@ async def throughput(url: str, key: str, n: int, clients: int) -> tuple[float, i
     async def worker(client: httpx.AsyncClient) -> None:
         nonlocal failures
         for _ in remaining:
-            resp = await client.post(f"{url}/chat/completions", json=BODY)
+            resp = await client.post(f"{url}/chat/completions", json=body)
             failures += resp.status_code != 200
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -219,6 +229,7 @@ def measure(args: argparse.Namespace, with_litellm: bool) -> dict[str, dict[str,
             proc, url, key = start_protege(upstream, work, name, retrieval)
             procs.append(proc)
             targets[name] = (url, key)
+        targets[TEACHER_ROUTE] = targets["protege"]
         if with_litellm:
             litellm_proc, litellm_url, litellm_key = start_litellm(upstream, work)
             procs.append(litellm_proc)
@@ -228,7 +239,7 @@ def measure(args: argparse.Namespace, with_litellm: bool) -> dict[str, dict[str,
             lats = asyncio.run(latencies(targets, args.requests))
             for name, (url, key) in targets.items():
                 lat = lats[name]
-                rps, failed = asyncio.run(throughput(url, key, args.load, args.clients))
+                rps, failed = asyncio.run(throughput(url, key, args.load, args.clients, body_for(name)))
                 b = best[name]
                 b["p50"], b["p99"] = min(b["p50"], pct(lat, 50)), min(b["p99"], pct(lat, 99))
                 b["rps"], b["failed"] = max(b["rps"], rps), b["failed"] + failed
@@ -257,16 +268,19 @@ def report(run: record.BenchRun, best: dict[str, dict[str, float]], args: argpar
     run.note(f"Upstream alone: p50 {d['p50'] * 1e3:.2f} ms, p99 {d['p99'] * 1e3:.2f} ms, {d['rps']:.0f} req/s ({setup}).")
     run.note("Added latency is the gateway's minus the upstream's alone. protege runs with its defaults: API key, "
              "rule-layer guard, SQLite traffic log, metrics, and teacher retrieval over the bike shop's 16 pages "
-             "(the query embedded, the top chunks added to the prompt); once more with that retrieval off, "
-             "which leaves it the work LiteLLM does.")  # fmt: skip
+             "(the query embedded, the top chunks added to the prompt, when the teacher is asked); once more "
+             "with that retrieval off, which leaves it the work LiteLLM does. With no router trained, the defaults "
+             f"send every request to the student, whose prompt needs no retrieval; `{TEACHER_ROUTE}` asks the "
+             "same gateway's teacher by name (model `canned-teacher`), so every request pays the embedding.")  # fmt: skip
     failed = {name: int(b["failed"]) for name, b in best.items() if b["failed"]}
     if failed:
         run.note(f"Failed requests (non-200) under load: {failed}.")
     if "litellm" not in best:
         return
     lt = best["litellm"]
-    for name in GATEWAYS:
-        p, which = best[name], "defaults" if GATEWAYS[name] else "teacher retrieval off"
+    which_of = {"protege": "defaults", "protege-no-retrieval": "teacher retrieval off", TEACHER_ROUTE: "teacher route, retrieval on"}
+    for name, which in which_of.items():
+        p = best[name]
         for q, i in (("p50", 0), ("p99", 1)):
             run.compare(f"added latency {q}, {which}", ours=added[name][i] * 1e3, peer=added["litellm"][i] * 1e3,
                         peer_name=peer, unit="ms", better="lower")  # fmt: skip

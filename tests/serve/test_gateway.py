@@ -21,6 +21,7 @@ import yaml
 from protege.models.server import POOL
 from protege.project import Project
 from protege.serve.keys import KeyStore
+from protege.serve.prompts import Prompts
 
 from gateway_kit import STUDENT, make_project, start_gateway
 
@@ -326,9 +327,11 @@ def test_teacher_gets_excerpts_by_default_and_the_student_only_when_asked(tmp_pa
     (project.root / "docs" / "repairs.md").write_text("# Repairs\n\nA flat tyre repair costs $15 while you wait.\n")
     gw = start_gateway([project])
     try:
-        prompts, _ = gw.gateway.prompt(gw.gateway.agents["docs"], [{"role": "user", "content": "Puncture repair price?"}])
-        assert "$15" in prompts["teacher"][0]["content"]
-        assert prompts["student"][0]["content"] == "You are the Riverbend bike shop."
+        prompts = Prompts(gw.gateway.agents["docs"], [{"role": "user", "content": "Puncture repair price?"}])
+        assert prompts.messages("student")[0]["content"] == "You are the Riverbend bike shop."
+        assert prompts.chunks == []  # the student's prompt needs no retrieval, so none ran
+        assert "$15" in prompts.messages("teacher")[0]["content"]
+        assert len(prompts.chunks) == 1
     finally:
         gw.stop()
 
@@ -340,12 +343,12 @@ def test_retrieval_puts_the_closest_chunk_in_the_prompt(tmp_path, student_model)
     gw = start_gateway([project])
     try:
         agent = gw.gateway.agents["docs"]
-        prompts, chunks = gw.gateway.prompt(agent, [{"role": "user", "content": "How much is fixing a puncture?"}])
-        assert len(chunks) == 1  # retrieval_k: the answer's one source
+        prompts = Prompts(agent, [{"role": "user", "content": "How much is fixing a puncture?"}])
         for route in ("student", "teacher"):
-            system = prompts[route][0]["content"]
+            system = prompts.messages(route)[0]["content"]
             assert system.startswith("You are the Riverbend bike shop.")
             assert "$15" in system and "9:00-18:00" not in system
+        assert len(prompts.chunks) == 1  # retrieval_k: the answer's one source
         reply = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="none", max_retries=0).chat.completions.create(
             model="docs", messages=[{"role": "user", "content": "How much is fixing a puncture?"}], max_tokens=4)  # fmt: skip
         assert reply.model_extra["protege"]["route"] == "student"
@@ -360,9 +363,9 @@ def test_raft_trained_student_is_asked_as_it_was_trained(tmp_path, student_model
     (project.root / "protege.yaml").write_text(yaml.safe_dump({**config, "synth": {"format": "raft"}}))
     gw = start_gateway([Project.load(project.root)])
     try:
-        prompts, _ = gw.gateway.prompt(gw.gateway.agents["raft"], [{"role": "user", "content": "Puncture repair price?"}])
-        turn = prompts["student"][-1]["content"]
+        prompts = Prompts(gw.gateway.agents["raft"], [{"role": "user", "content": "Puncture repair price?"}])
+        turn = prompts.messages("student")[-1]["content"]
         assert turn.startswith("Context:\n[repairs.md") and "$15" in turn and turn.endswith("Question: Puncture repair price?")
-        assert "$15" not in prompts["student"][0]["content"]  # not twice: the system prompt stays the persona
+        assert "$15" not in prompts.messages("student")[0]["content"]  # not twice: the system prompt stays the persona
     finally:
         gw.stop()

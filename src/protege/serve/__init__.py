@@ -57,7 +57,7 @@ def listen(host: str, port: int) -> socket.socket:
     """The listening socket, bound here so that a taken or impossible address is one clear error."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family)
+        sock = socket.create_server((host, port), family=family)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         hint = "another program (perhaps another protege serve) listens there: pick another --port"
@@ -66,6 +66,11 @@ def listen(host: str, port: int) -> socket.socket:
         raise ProtegeError(f"cannot listen on {host}:{port}: {reason}", hint=hint) from None
     except (OverflowError, socket.gaierror) as exc:
         raise ProtegeError(f"cannot listen on {host}:{port}: {exc}") from None
+    # Accepted connections inherit this. asyncio sets it only on sockets made with
+    # proto=IPPROTO_TCP, and create_server makes proto 0: without it, a reply written as headers
+    # then body waits on the client's delayed ACK (about 40 ms on Linux) before its body is sent.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 async def serve_app(app: Any, server: Any, sock: socket.socket) -> None:

@@ -21,6 +21,7 @@ from protege.serve.agent import Agent
 from protege.serve.auth import Caller
 from protege.serve.pipeline import REFUSAL, Answer, Gateway, one_text, verdict_json
 from protege.serve.profile import sources_for
+from protege.serve.prompts import Prompts
 from protege.serve.schema import APIError, ChatRequest, public_ref
 from protege.traffic import TrafficRecord
 
@@ -80,15 +81,11 @@ class Exchange:
                 return self.reply(answer, REFUSAL, None)
             return await self.stream(None)
         route, reason = await self.gw.plan(self.agent, self.mode, self.messages)
-        if self.agent.retriever:
-            prompt, chunks = await asyncio.to_thread(self.gw.prompt, self.agent, self.messages)
-        else:
-            prompt, chunks = self.gw.prompt(self.agent, self.messages)
-        planned = (route, reason, prompt, chunks)
+        planned = (route, reason, Prompts(self.agent, self.messages))
         return await (self.stream(planned) if self.req.stream else self.whole(planned))
 
-    async def whole(self, planned: tuple[str, str, Any, list[Any]]) -> Response:
-        route, reason, prompt, chunks = planned
+    async def whole(self, planned: tuple[str, str, Prompts]) -> Response:
+        route, reason, prompt = planned
         try:
             answer = await self.gw.complete(self.agent, self.mode, route, reason, prompt, self.req)
         except APIError as exc:
@@ -104,7 +101,7 @@ class Exchange:
         await self.logged(answer, "blocked" if blocked else "ok", text, c.prompt_tokens, c.completion_tokens, self.guard_log)
         usage = {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
                  "total_tokens": c.prompt_tokens + c.completion_tokens}  # fmt: skip
-        shown = None if blocked else sources_for(answer.route, chunks, self.agent.project.config.serve)
+        shown = None if blocked else sources_for(answer.route, prompt.chunks, self.agent.project.config.serve)
         return self.reply(answer, text, usage, c.finish_reason, shown)
 
     def reply(self, answer: Answer, text: str, usage: dict[str, int] | None, finish: str | None = "stop",
@@ -122,18 +119,19 @@ class Exchange:
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **(extra or {})}  # fmt: skip
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
-    async def stream(self, planned: tuple[str, str, Any, list[Any]] | None) -> Response:
+    async def stream(self, planned: tuple[str, str, Prompts] | None) -> Response:
         """The answer as server-sent events; `planned` is None when the guard blocked the input."""
         agent = self.agent
         chunks: list[Any] = []
         if planned is None:
             answer, deltas = Answer(REFUSAL, "guard", INPUT_BLOCKED, None), one_text(REFUSAL)
         else:
-            route, reason, prompt, chunks = planned
+            route, reason, prompt = planned
             try:
                 answer, deltas = await self.gw.open_stream(agent, self.mode, route, reason, prompt, self.req)
             except APIError as exc:
                 raise await self.failed(exc, route, reason) from None
+            chunks = prompt.chunks
         final: dict[str, Any] = {}
         guarded = planned is not None and agent.guard is not None and agent.project.config.guard.policy == "block"
         if guarded:

@@ -14,7 +14,6 @@ from fastapi import Request
 from rich.markup import escape
 from protege.config import ServeConfig
 from protege.console import err
-from protege.corpus.retrieve import context_turn
 from protege.errors import ProtegeError
 from protege.guard import redact
 from protege.models.client import Completion
@@ -22,11 +21,9 @@ from protege.project import Project
 from protege.serve.agent import Agent, Backend
 from protege.serve.auth import Auth, Caller
 from protege.serve.metrics import Metrics
+from protege.serve.prompts import Prompts
 from protege.serve.schema import APIError, ChatRequest, bad_request
 from protege.traffic import TrafficLog, TrafficRecord, redact_record
-
-# The messages each route is sent: {"student": [...], "teacher": [...]} (see Gateway.prompt).
-Prompts = dict[str, list[dict[str, str]]]
 
 REFUSAL = "Sorry, I can't help with that. Please rephrase, or ask about something else."
 
@@ -109,28 +106,6 @@ class Gateway:
 
     # -- answering -------------------------------------------------------------------------------
 
-    def prompt(self, agent: Agent, messages: list[dict[str, str]]) -> tuple[Prompts, list[Any]]:
-        """(prompts, chunks). Per route: the persona (unless the client sent a system message)
-        plus, where that route has retrieval on, the top-k document chunks for the last user turn
-        (returned too: they are the answer's sources). A student trained in the RAFT format is
-        asked as it was trained: chunks and question in the user turn."""
-        system = next((m["content"] for m in messages if m["role"] == "system"), None)
-        rest = [m for m in messages if m["role"] != "system"]
-        system = system if system is not None else agent.persona
-        cfg = agent.project.config.serve
-        if agent.retriever is None:
-            return {route: [{"role": "system", "content": system}, *rest] for route in ("student", "teacher")}, []
-        last = max(i for i, m in enumerate(rest) if m["role"] == "user")
-        chunks = agent.retriever.top(rest[last]["content"], cfg.retrieval_k)
-        excerpts = agent.retriever.excerpts_of(chunks)
-        prompts = {"teacher": [{"role": "system", "content": system + (excerpts if cfg.teacher_retrieval else "")}, *rest]}
-        if cfg.retrieval and agent.project.config.synth.format == "raft":
-            turn = {"role": "user", "content": context_turn(rest[last]["content"], [(c.id, c.text) for c in chunks])}
-            prompts["student"] = [{"role": "system", "content": system}, *rest[:last], turn, *rest[last + 1 :]]
-        else:
-            prompts["student"] = [{"role": "system", "content": system + (excerpts if cfg.retrieval else "")}, *rest]
-        return prompts, chunks
-
     async def plan(self, agent: Agent, mode: str, messages: list[dict[str, str]]) -> tuple[str, str]:
         """(route, reason) before any fallback."""
         if mode != "routed":
@@ -180,7 +155,7 @@ class Gateway:
     async def _call(self, agent: Agent, backend: Backend, prompt: Prompts, req: ChatRequest,
                     logprobs: bool = False) -> Completion:  # fmt: skip
         call = backend.client.complete(  # type: ignore[union-attr]
-            prompt[backend.label], temperature=req.temperature, max_tokens=req.token_limit(agent.project.config.serve.max_tokens),
+            await prompt.for_route(backend.label), temperature=req.temperature, max_tokens=req.token_limit(agent.project.config.serve.max_tokens),
             stop=req.stops(), seed=req.seed, use_cache=False, top_logprobs=1 if logprobs else 0,
         )  # fmt: skip
         return await asyncio.wait_for(call, self._timeout(agent, backend))
@@ -231,7 +206,7 @@ class Gateway:
         failures: list[str] = []
         for backend in self.backends(agent, route, mode):
             stream = backend.client.stream(  # type: ignore[union-attr]
-                prompt[backend.label], temperature=req.temperature, stop=req.stops(),
+                await prompt.for_route(backend.label), temperature=req.temperature, stop=req.stops(),
                 max_tokens=req.token_limit(agent.project.config.serve.max_tokens),
             )  # fmt: skip
             try:
