@@ -82,9 +82,11 @@ test: setup browser bench-peers postgres lint
 	@# pytest exits 5 when it collected no test: that is a failure here, like any non-zero code.
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Undefined and unused names, syntax errors (pyproject.toml [tool.ruff]); part of make test.
+# Undefined and unused names, syntax errors (pyproject.toml [tool.ruff]), then mypy's default
+# type checks on src/ ([tool.mypy]); part of make test.
 lint: setup
 	$(BIN)/ruff check --no-cache src tests bench
+	$(BIN)/mypy
 
 # The whole loop, offline, on the bundled bike shop (artifacts in examples/riverbend-bikes/artifacts).
 demo: setup

@@ -29,12 +29,12 @@ def keys_create(
 ) -> None:
     """Create a key (API, widget or admin). It is shown once: only its hash is stored."""
     from protege.project import Project
-    from protege.serve.keys import KeyStore
+    from protege.serve.keys import KeyStore, Kind
 
     if widget and admin:
         raise ProtegeError("a key is either --widget or --admin, not both")
     project = Project.load(directory)
-    kind = "widget" if widget else "admin" if admin else "api"
+    kind: Kind = "widget" if widget else "admin" if admin else "api"
     key, record = KeyStore(project.paths.keys_db).create(name, rate_limit, kind=kind, origin=origin)
     out.print(key, highlight=False, soft_wrap=True)
     err.print(f"[green]Created[/] {kind} key {record.id} ('{name}') in {project.paths.keys_db}. It is shown only this once: store it now.")

@@ -35,8 +35,8 @@ def _print_router(router_dir: Path) -> dict:
     if (router_dir / "curve.csv").is_file():
         header, rows = curve_rows(read_csv(router_dir / "curve.csv"))
         curve_table = Table(*header, title=f"quality ({info['quality']['measure']}) against teacher calls, out-of-fold")
-        for row in rows:
-            curve_table.add_row(*row)
+        for line in rows:
+            curve_table.add_row(*line)
         out.print(curve_table)
     t = info["target"]
     out.print(

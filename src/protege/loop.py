@@ -176,8 +176,8 @@ def run_loop(project: Project, *, quick: bool = False, force: list[str] | None =
     """Run every stage that is not up to date, in order; a re-run stage re-runs what follows."""
     if quick:
         project = quick_project(project)
-    force = set(force or [])
-    unknown = force - set(STAGES)
+    forced = set(force or [])
+    unknown = forced - set(STAGES)
     if unknown:
         from protege.errors import ProtegeError
 
@@ -185,7 +185,7 @@ def run_loop(project: Project, *, quick: bool = False, force: list[str] | None =
     result = LoopResult()
     dirty = False
     for i, stage in enumerate(STAGES, 1):
-        if not dirty and stage not in force and up_to_date(project, stage):
+        if not dirty and stage not in forced and up_to_date(project, stage):
             err.print(f"[dim][{i}/{len(STAGES)}] {stage}: up to date, skipped[/]")
             result.skipped.append(stage)
             continue

@@ -85,4 +85,4 @@ def parse_ref(text: str) -> ModelRef:
         return ModelRef("openai", model, url.rstrip("/"))
     if scheme == "gguf" and not rest.lower().endswith(".gguf"):
         raise ProtegeError(f"model reference '{text}': gguf: must name a .gguf file")
-    return ModelRef(scheme, rest, OLLAMA_URL if scheme == "ollama" else None)  # type: ignore[arg-type]
+    return ModelRef(scheme, rest, OLLAMA_URL if scheme == "ollama" else None)

@@ -14,7 +14,7 @@ from typing import Any
 
 from protege.errors import ProtegeError
 from protege.evaluate.metrics import read_results
-from protege.evaluate.report import Heading, Para, Table, est, main_student, render_html, render_md
+from protege.evaluate.report import Block, Heading, Para, Table, est, main_student, render_html, render_md
 from protege.evaluate.stats import mean_difference
 from protege.project import Project
 
@@ -91,7 +91,7 @@ def compare(project: Project, run_a: str, run_b: str) -> Comparison:
     else:
         diff = {"value": None, "note": "results.jsonl missing for one run"}
         diff_text = "No paired difference: results.jsonl is missing for one of the runs."
-    blocks = [
+    blocks: list[Block] = [
         Heading(f"protege eval: {run_a} vs {run_b}", 1),
         Para("Figures from each run's summary.json; intervals are 95%."),
         Table(header, rows),

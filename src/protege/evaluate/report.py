@@ -95,7 +95,7 @@ def _plots(report_dir: Path, results: list[dict[str, Any]], summary: dict[str, A
     ax.set_xticks(range(1, 11))
     ax.set_xlabel("rubric score (1-10, judge: " + summary["judge"].split(":")[-1] + ")")
     ax.set_ylabel("questions")
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.yaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]  # MaxNLocator's, not Locator's
     ax.set_title("Rubric score distribution per model")
     ax.legend(fontsize=8)
     images.append(_save(fig, report_dir / "scores.png", "Rubric scores per model (counts of questions per score)."))

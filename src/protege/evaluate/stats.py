@@ -173,7 +173,7 @@ def mean_difference(
     """
     if len(before) != len(after):
         raise ValueError("before and after must be aligned per question")
-    diffs = [a - b for b, a in zip(before, after) if not _missing(a) and not _missing(b)]
+    diffs = [a - b for b, a in zip(before, after) if a is not None and b is not None and not (math.isnan(a) or math.isnan(b))]
     return bootstrap_ci(diffs, n_resamples=n_resamples, seed=seed, confidence=confidence)
 
 

@@ -91,7 +91,7 @@ def style_scores(items: list[dict[str, Any]], answers: dict[str, list[dict[str, 
     return len(held)
 
 
-def voice_summary(results: list[dict[str, Any]], posts: int, boot: dict[str, int]) -> dict[str, Any]:
+def voice_summary(results: list[dict[str, Any]], posts: int, boot: dict[str, Any]) -> dict[str, Any]:
     """Style similarity per model, and the paired differences that say whether training moved it."""
 
     def col(m: str) -> list[float | None]:

@@ -80,7 +80,7 @@ class GuardClassifier:
         return self.verdicts(query_encoder().encode_one(text, self.layers)[None, :])[0]
 
 
-def fit(vectors: np.ndarray, labels: Sequence[str], *, weights: Sequence[float] | None = None,
+def fit(vectors: np.ndarray, labels: Sequence[str], *, weights: Sequence[float] | np.ndarray | None = None,
         l2: float = 1e-3, steps: int = 400, lr: float = 0.05) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Multinomial logistic regression (full-batch Adam, L2 on the weights): (weights, bias).
 

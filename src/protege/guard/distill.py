@@ -169,7 +169,7 @@ async def _each(progress: "Progress | None", label: str, jobs: list[Awaitable[T]
     futures = [asyncio.ensure_future(j) for j in jobs]
     for done in asyncio.as_completed(futures):
         await done
-        if progress:
+        if progress and task is not None:
             progress.advance(task)
     return [f.result() for f in futures]
 
@@ -234,7 +234,8 @@ def write_rows(path: Path, rows: list[GuardRow]) -> None:
 def distill(teacher: ModelConfig | None, out: Path, *, labeled: list[dict[str, Any]], cache_path: Path | None,
             n: int = PER_CALL, progress: "Progress | None" = None) -> DistillResult:  # fmt: skip
     """Steps 1-4 (1-2 only with a teacher); writes classifier.json, classifier.safetensors and train.jsonl into `out`."""
-    taught, written, disagreed = [], 0, 0
+    taught: list[GuardRow] = []
+    written = disagreed = 0
     if teacher is not None:
         taught, written, disagreed = asyncio.run(teacher_rows(teacher, writing_plan(n), cache_path=cache_path, n=n, progress=progress))
     rows = taught + labeled_rows(labeled)

@@ -31,7 +31,7 @@ from protege.guard import prompts
 from protege.refs import parse_ref
 
 if TYPE_CHECKING:
-    from protege.models.client import Completion
+    from protege.models.client import ChatClient, Completion
 
 Role = Literal["user", "assistant"]
 MAX_TOKENS = 16  # "unsafe\nS1,S9,S14" and a little slack: the verdict is short by contract
@@ -146,7 +146,7 @@ class LLMGuard:
         self.native = is_llama_guard(model)
         self.constrained = not self.native and parse_ref(model.ref).is_local_gguf
         self.cache_path = cache_path
-        self._client = None
+        self._client: ChatClient | None = None
         self.probed = False
 
     def _messages(self, conversation: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -40,6 +40,11 @@ def group_of(category: str) -> str | None:
     return next((g for g, codes in GROUPS.items() if category in codes), None)
 
 
+def _groups(categories: Sequence[str]) -> set[str]:
+    """The groups of these categories; a code in no group is left out."""
+    return {g for g in map(group_of, categories) if g is not None}
+
+
 @dataclass
 class Score:
     tp: int = 0
@@ -98,11 +103,11 @@ def group_scores(rows: Sequence[dict[str, Any]], preds: Sequence[Prediction]) ->
     scores = {g: GroupScore() for g in [*GROUPS, "all unsafe"]}
     for r, p in zip(rows, preds, strict=True):
         unsafe = r["label"] == "unsafe"
-        gold = {group_of(c) for c in r["categories"]} - {None}
+        gold = _groups(r["categories"])
         for g in gold:
             scores[g].total += 1
             scores[g].caught += p.unsafe
-        for g in {group_of(c) for c in p.categories} - {None} if p.unsafe else ():
+        for g in _groups(p.categories) if p.unsafe else set():
             scores[g].flagged += 1
             scores[g].right += unsafe
         scores["all unsafe"].total += unsafe

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -278,7 +278,7 @@ class ChatClient:
                 return bool(known)
         try:
             c = await self.complete([{"role": "user", "content": "Say OK."}], max_tokens=2, top_logprobs=2, use_cache=False)
-            ok = bool(c.logprobs) and bool(c.logprobs[0].top)
+            ok = bool(c.logprobs and c.logprobs[0].top)
         except ProtegeError:
             ok = False
         if self.cache is not None:
@@ -317,7 +317,7 @@ class TextStream:
     async def aclose(self) -> None:
         await self._gen.aclose()
 
-    async def _run(self, req: dict[str, Any]) -> AsyncIterator[str]:
+    async def _run(self, req: dict[str, Any]) -> AsyncGenerator[str, None]:
         client = self._client
         parts: list[str] = []
         usage, finish, model = None, None, client.model

@@ -17,10 +17,12 @@ tell queries apart scores like random routing, not like a lucky or unlucky order
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from protege.errors import ProtegeError
+from protege.evaluate.stats import Estimate
 
 BOOTSTRAP = 1000
 GAP_EPS = 1e-9
@@ -95,28 +97,18 @@ def target_level(q_student: np.ndarray, q_teacher: np.ndarray, target: float) ->
 
 
 @dataclass(frozen=True)
-class Estimate:
-    value: float
-    low: float
-    high: float
-
-    def as_dict(self) -> dict[str, float]:
-        return {"value": round(self.value, 4), "low": round(self.low, 4), "high": round(self.high, 4)}
-
-
-@dataclass(frozen=True)
 class RouterMetrics:
     apgr: Estimate
     cpt50: Estimate
     cpt80: Estimate
     student_share: Estimate  # share of queries the student answers at the target quality
 
-    def as_dict(self) -> dict[str, dict[str, float]]:
+    def as_dict(self) -> dict[str, dict[str, Any]]:
         return {
-            "apgr": self.apgr.as_dict(),
-            "cpt50": self.cpt50.as_dict(),
-            "cpt80": self.cpt80.as_dict(),
-            "student_share_at_target": self.student_share.as_dict(),
+            "apgr": self.apgr.to_dict(),
+            "cpt50": self.cpt50.to_dict(),
+            "cpt80": self.cpt80.to_dict(),
+            "student_share_at_target": self.student_share.to_dict(),
         }
 
 
@@ -143,5 +135,7 @@ def router_metrics(
         qs, qt = q_student[idx], q_teacher[idx]
         if qt.mean() - qs.mean() > GAP_EPS:
             draws.append(_point(scores[idx], qs, qt, target))
-    low, high = (np.percentile(draws, [2.5, 97.5], axis=0) if draws else np.array([point, point]))
-    return RouterMetrics(*(Estimate(p, float(lo), float(hi)) for p, lo, hi in zip(point, low, high)))
+    if not draws:
+        return RouterMetrics(*(Estimate(p, None, None, n, "no resample had a quality gap") for p in point))
+    low, high = np.percentile(draws, [2.5, 97.5], axis=0)
+    return RouterMetrics(*(Estimate(p, float(lo), float(hi), n) for p, lo, hi in zip(point, low, high)))

@@ -27,7 +27,7 @@ import numpy as np
 
 from protege.errors import ProtegeError
 from protege.route.labels import query_text
-from protege.route.routers import SCORERS, Queries, Scorer
+from protege.route.routers import SCORERS, Cascade, Queries, Scorer
 
 FORMAT = 1
 JSON_NAME = "router.json"
@@ -68,6 +68,12 @@ class Router:
             emb = query_encoder().encode_one(text)[None, :]
         return float(self.scorer.score(Queries(texts=[text], emb=emb))[0])
 
+    @property
+    def _feature(self) -> str:
+        """The cascade's logprob feature (only a cascade router answers first)."""
+        assert isinstance(self.scorer, Cascade)
+        return self.scorer.feature
+
     def decide(self, messages: list[dict[str, Any]]) -> Decision:
         """Where to send this conversation.
 
@@ -75,7 +81,7 @@ class Router:
         reason "cascade: answer first"; call `escalate()` with the student's logprobs afterwards.
         """
         if self.answer_first:
-            return Decision("student", 0.0, f"cascade: answer first, escalate if {self.scorer.feature} < {-self.threshold:.3f}")
+            return Decision("student", 0.0, f"cascade: answer first, escalate if {self._feature} < {-self.threshold:.3f}")
         score = self.score(messages)
         if score >= self.threshold:
             return Decision("teacher", score, f"{self.kind}: score {score:.3f} >= threshold {self.threshold:.3f}")
@@ -89,7 +95,7 @@ class Router:
         """
         if not self.answer_first:
             raise ProtegeError(f"escalate() is for the cascade router; this router is {self.kind}")
-        value = mean_logprob if self.scorer.feature == "mean_logprob" else min_logprob
+        value = mean_logprob if self._feature == "mean_logprob" else min_logprob
         if value is None or not math.isfinite(value):
             return True
         return -float(value) >= self.threshold
@@ -108,7 +114,7 @@ def save(directory: Path, router: Router) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     npz, tmp_npz = directory / NPZ_NAME, directory / f".{NPZ_NAME}.tmp"
     with tmp_npz.open("wb") as f:
-        np.savez(f, **router.scorer.arrays())
+        np.savez(f, allow_pickle=False, **router.scorer.arrays())
     os.replace(tmp_npz, npz)
     doc = {
         "format": FORMAT,

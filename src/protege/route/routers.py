@@ -51,6 +51,12 @@ class Scorer(Protocol):
 
     def arrays(self) -> dict[str, np.ndarray]: ...
 
+    @classmethod
+    def fit(cls, queries: Queries, y: np.ndarray) -> "Scorer": ...
+
+    @classmethod
+    def restore(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> "Scorer": ...
+
 
 def _auc(scores: np.ndarray, y: np.ndarray) -> float:
     """Area under the ROC curve; 0.5 when only one class is present."""
@@ -83,6 +89,7 @@ class SwRanking:
 
     @classmethod
     def fit(cls, queries: Queries, y: np.ndarray) -> "SwRanking":
+        assert queries.emb is not None, "sw_ranking needs the query embeddings"
         emb, yf = queries.emb.astype(np.float32), y.astype(np.float64)
         sims = emb @ emb.T
         np.fill_diagonal(sims, -np.inf)  # leave-one-out: a query does not vote for itself
@@ -194,4 +201,4 @@ class Random:
         return cls()
 
 
-SCORERS: dict[str, type] = {c.kind: c for c in (SwRanking, Classifier, Cascade, Random)}
+SCORERS: dict[str, type[Scorer]] = {c.kind: c for c in (SwRanking, Classifier, Cascade, Random)}

@@ -196,7 +196,7 @@ def run(project: Project, *, extra: int = 0, traffic: bool = False, db: str | No
         metrics={k: m.as_dict() for k, m in ev.metrics.items()},
         unavailable=ev.unavailable,
         chosen_by={"metric": "APGR", "how": f"{cfg.folds}-fold cross-validation, out-of-fold scores; 95% intervals by bootstrap over queries",
-                   "apgr": {k: round(m.apgr.value, 4) for k, m in ev.metrics.items()}, "chosen": ev.chosen},  # fmt: skip
+                   "apgr": {k: m.apgr.value for k, m in ev.metrics.items()}, "chosen": ev.chosen},  # fmt: skip
         cascade=ev.cascade_latency,
     )
     save(router_dir, Router(final, cal.threshold, info))

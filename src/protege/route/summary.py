@@ -11,22 +11,26 @@ from protege.route.curve import RANDOM_LINE, SHARE
 METRIC_HEADER = ("router", "APGR [95% CI]", "CPT(50%)", "CPT(80%)", "student share at target")
 
 
-def _pct(d: dict[str, float] | None, interval: bool = False) -> str:
+def _pct(d: dict[str, Any] | None, interval: bool = False) -> str:
     if not d or d.get("value") is None:
         return "n/a"
     text = f"{d['value']:.0%}"
-    return text + (f" [{d['low']:.0%}, {d['high']:.0%}]" if interval else "")
+    if not interval:
+        return text
+    return text + (f" [{d['low']:.0%}, {d['high']:.0%}]" if d.get("low") is not None else " (no interval)")
 
 
-def _num(d: dict[str, float] | None) -> str:
+def _num(d: dict[str, Any] | None) -> str:
     if not d or d.get("value") is None:
         return "n/a"
+    if d.get("low") is None:
+        return f"{d['value']:.3f} (no interval)"
     return f"{d['value']:.3f} [{d['low']:.3f}, {d['high']:.3f}]"
 
 
 def metric_rows(router: dict[str, Any]) -> list[tuple[str, ...]]:
     """One row per router: the cross-validated metrics (the chosen one marked)."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for kind, m in (router.get("metrics") or {}).items():
         name = kind + (" (chosen)" if kind == router.get("kind") else "")
         rows.append((name, _num(m.get("apgr")), _pct(m.get("cpt50")), _pct(m.get("cpt80")), _pct(m.get("student_share_at_target"))))

@@ -70,7 +70,7 @@ def _pill(route: str) -> str:
     return f'<span class="pill {escape(route)}">{escape(WHO.get(route, route))}</span>'
 
 
-def _table(head: Sequence[str], rows: Iterable[Sequence[str]], empty: str, numeric: set[int] = frozenset()) -> str:
+def _table(head: Sequence[str], rows: Iterable[Sequence[str]], empty: str, numeric: frozenset[int] | set[int] = frozenset()) -> str:
     """A table from already-escaped cells; `numeric` columns are right-aligned."""
     body = ["<tr>" + "".join(f'<td class="{"num" if i in numeric else ""}">{c}</td>' for i, c in enumerate(r)) + "</tr>" for r in rows]
     if not body:

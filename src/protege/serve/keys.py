@@ -85,7 +85,8 @@ def normalize_origin(text: str) -> str:
             problem = "its port is not a number from 0 to 65535"
     if problem is not None:
         raise ProtegeError(f"--origin '{text}' is not a web origin: {problem} (e.g. https://shop.example)")
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    hostname = parts.hostname or ""
+    host = hostname if ":" not in hostname else f"[{hostname}]"
     default = {"http": 80, "https": 443}[parts.scheme]
     return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
 

@@ -16,7 +16,7 @@ from protege.config import ServeConfig
 from protege.console import err
 from protege.errors import ProtegeError
 from protege.guard import redact
-from protege.models.client import Completion
+from protege.models.client import Completion, TextStream
 from protege.project import Project
 from protege.serve.agent import Agent, Backend
 from protege.serve.auth import Auth, Caller
@@ -246,7 +246,7 @@ async def one_text(text: str) -> AsyncIterator[str]:
     yield text
 
 
-async def prepend(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:
+async def prepend(first: str, rest: TextStream) -> AsyncIterator[str]:
     try:
         if first:
             yield first

@@ -62,7 +62,9 @@ class Message(BaseModel):
 
     def plain(self) -> dict[str, str]:
         role = "system" if self.role == "developer" else self.role
-        return {"role": role, "content": self.content or ""}
+        content = self.content or ""
+        assert isinstance(content, str)  # `_text_only` joined any content parts into one text
+        return {"role": role, "content": content}
 
 
 class StreamOptions(BaseModel):

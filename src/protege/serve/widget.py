@@ -69,7 +69,7 @@ def widget_tag(project: Project, *, origin: str | None, key: str | None, url: st
 
 def _same_origin(origin: str, host: str | None) -> bool:
     """Whether the page's origin is the gateway itself (the chat page, /admin)."""
-    return bool(host) and urlsplit(origin).netloc.lower() == host.lower()
+    return host is not None and host != "" and urlsplit(origin).netloc.lower() == host.lower()
 
 
 class WidgetOrigins:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 
 def _minhash(text: str, num_perm: int):
@@ -24,7 +25,7 @@ def near_duplicates(texts: list[str], threshold: float, num_perm: int = 128) -> 
     from datasketch import MinHashLSH
 
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    hashes = {}
+    hashes: dict[int, Any] = {}
     duplicates: dict[int, int] = {}
     for i, text in enumerate(texts):
         m = _minhash(text, num_perm)

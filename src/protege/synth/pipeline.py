@@ -309,8 +309,9 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
             redactions = await _guard(progress, guard, items, corpus, redact_pii=c.guard.redact_pii)
             ungrounded, judge_kept = await _filter(progress, judge, items, synth)
     finally:
-        for client in (teacher, judge, *proposers, guard):
+        for client in (teacher, judge, *proposers):
             await client.aclose()
+        await guard.aclose()
 
     chash = config_hash(project)
     rows = [_row(it, project, chash, proposers) for it in items if it.alive]

@@ -61,7 +61,8 @@ def split_by_chunk(rows: list[Row], eval_fraction: float, seed: int) -> tuple[li
         eval_chunks.update(group)
         held += size[group]
     if not eval_chunks:  # every group is big (a tiny corpus): the smallest one still gives an eval set
-        eval_chunks.update(min(size, key=size.__getitem__))
+        smallest: tuple[str, ...] = min(size, key=lambda g: size[g])
+        eval_chunks.update(smallest)
     train = [r for r in rows if not set(row_chunks(r)) <= eval_chunks]
     held_out = [r for r in rows if set(row_chunks(r)) <= eval_chunks]
     return train, held_out

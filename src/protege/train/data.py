@@ -71,7 +71,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         else:
             try:
                 row = json.loads(line)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 problem = f"not JSON ({exc.msg})"
             else:
                 problem = _row_problem(row)
@@ -358,11 +358,11 @@ def _align_kd(
             continue
         b0 = len(full[start:s].encode())
         b1 = b0 + len(full[s:e].encode())
-        entry = spans.get((b0, b1))
-        if entry is None or vocab.id_of(entry) != ids[p]:
+        found = spans.get((b0, b1))
+        if found is None or vocab.id_of(found) != ids[p]:
             continue
         stats.aligned_tokens += 1
-        if (target := _kd_target(entry, vocab, stats)) is not None:
+        if (target := _kd_target(found, vocab, stats)) is not None:
             kd[p] = target
     if not kd:
         stats.kd_mapping_failed += 1

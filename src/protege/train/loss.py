@@ -12,7 +12,9 @@ masked half of the attention (7% of a 0.5B step on 640-token rows here).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,15 +34,19 @@ class Batch:
     tokens: int  # real (non-padding) tokens in the batch
 
     def to(self, device: torch.device) -> "Batch":
-        moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.__dict__.items()}
-        return Batch(**moved)
+        moved: dict[str, Any] = {k: v.to(device) for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
+        return dataclasses.replace(self, **moved)
 
 
 def collate(examples: list[Example], pad_id: int) -> Batch:
     """Right-padded batch; label position t+1 is predicted from position t."""
     length = max(len(e) for e in examples)
     ids = torch.full((len(examples), length), pad_id, dtype=torch.long)
-    positions, targets, kd_rows, kd_ids, kd_lps = [], [], [], [], []
+    positions: list[int] = []
+    targets: list[int] = []
+    kd_rows: list[int] = []
+    kd_ids: list[list[int]] = []
+    kd_lps: list[list[float]] = []
     for b, e in enumerate(examples):
         ids[b, : len(e)] = torch.tensor(e.input_ids)
         for t in range(1, len(e)):
@@ -105,7 +111,7 @@ class PositionLoss(nn.Module):
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         base = self._base()
-        body, head = base.get_decoder(), base.get_output_embeddings()
+        body, head = base.get_decoder(), base.get_output_embeddings()  # type: ignore[operator]
         hidden = body(input_ids=batch.input_ids, use_cache=False).last_hidden_state
         hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.positions)
         logits = head(hidden).float()

@@ -81,7 +81,7 @@ def _dequantize(gguf: Path, folder: Path) -> None:
     except Exception as exc:  # transformers raises ValueError/KeyError/RuntimeError for unsupported GGUFs
         raise ProtegeError(f"{gguf}: transformers cannot load this GGUF for training: {exc}") from None
     # The weights are already dequantized to float32; drop the GGUF marker that blocks saving.
-    model.hf_quantizer = None
+    setattr(model, "hf_quantizer", None)  # typed as a module attribute by torch's __setattr__ stubs
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(partial)
