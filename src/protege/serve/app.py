@@ -15,7 +15,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
+from sse_starlette import EventSourceResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -199,7 +200,7 @@ def _api_router(gw: Gateway) -> APIRouter:
                 raise _validation_error(exc) from None
             agent, mode = gw.agent_for(req.model, caller)
             response = await Exchange(gw, agent, mode, req, caller).respond()
-            handed_off = isinstance(response, StreamingResponse)
+            handed_off = isinstance(response, EventSourceResponse)  # its stream releases the slot when it ends
             return response
         finally:
             if not handed_off:

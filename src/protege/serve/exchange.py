@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from typing import Any
 
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
+from sse_starlette import EventSourceResponse
 
 from protege.serve.agent import Agent
 from protege.serve.auth import Caller
@@ -115,9 +116,10 @@ class Exchange:
         return JSONResponse(body, headers={"x-protege-route": answer.route, "x-protege-id": self.request_id})
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None, extra: dict[str, Any] | None = None) -> str:
+        """One `chat.completion.chunk` as JSON: the data of one server-sent event."""
         body = {"id": self.request_id, "object": "chat.completion.chunk", "created": self.created, "model": self.req.model,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **(extra or {})}  # fmt: skip
-        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+        return json.dumps(body, ensure_ascii=False)
 
     async def stream(self, planned: tuple[str, str, Prompts] | None) -> Response:
         """The answer as server-sent events; `planned` is None when the guard blocked the input."""
@@ -146,7 +148,10 @@ class Exchange:
         events = self._events(answer, deltas, (opening, info), input_blocked=planned is None, guarded=guarded, final=final,
                               limit=limit)  # fmt: skip
         headers = {"x-protege-route": answer.route, "x-protege-id": self.request_id, "cache-control": "no-cache"}
-        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+        # sse-starlette frames each yielded text as one event (`data: ...`, blank line), sends a
+        # comment line every 15 s while the model is silent (proxies keep the connection), and
+        # watches for the client's disconnect, which closes `_events` so its slot is released.
+        return EventSourceResponse(events, headers=headers, sep="\n")
 
     async def _events(self, answer: Answer, deltas: Any, infos: tuple[dict[str, Any], dict[str, Any]], *,
                       input_blocked: bool, guarded: bool, final: dict[str, Any], limit: int) -> AsyncIterator[str]:  # fmt: skip
@@ -184,8 +189,8 @@ class Exchange:
                          "total_tokens": (prompt_tokens or 0) + n_tokens}  # fmt: skip
                 body = {"id": self.request_id, "object": "chat.completion.chunk", "created": self.created,
                         "model": self.req.model, "choices": [], "usage": usage}  # fmt: skip
-                yield f"data: {json.dumps(body)}\n\n"
-            yield "data: [DONE]\n\n"
+                yield json.dumps(body)
+            yield "[DONE]"
         except Exception as exc:  # the model died mid-answer (any transport error): end the stream cleanly
             status = "error"
             gw.metrics.errors.labels("stream_interrupted").inc()
@@ -193,7 +198,7 @@ class Exchange:
                 gw.lost(agent, answer.backend, exc)
             err_body = APIError(502, f"The answer stream broke ({answer.route} failed); please retry.",
                                 type="server_error", code="upstream_error")  # fmt: skip
-            yield f"data: {json.dumps(err_body.body())}\n\n"
+            yield json.dumps(err_body.body())
         finally:
             if status in ("error", "cancelled"):
                 self.log(answer, status, "".join(parts), None, None, None)
