@@ -56,8 +56,11 @@ def canned_reply(messages: list[dict], seed: int | None, malformed_judge: bool, 
         return GUESS
     if "do NOT answer it" in text:
         return "Sorry, the information I have does not cover this; please contact the shop."
+    if "List the topics this system prompt tells" in text:  # synth/avoided.py
+        return json.dumps({"topics": ["politics", "diet advice"] if "Topics they avoid" in text else []})
     if "social media posts" in text:
-        return "You are the creator. Tone: warm and brief. Phrases: 'low and slow'."
+        return ("You are the creator. Tone: warm and brief. Phrases: 'low and slow'.\n"
+                "## Topics they avoid\nPolitics, and diet or weight advice: 'I'm not the right person for that.'")
     if "Say OK" in text:
         return "OK"
     if refusing and digest[0] % 3 == 0:  # a third of the answers: the bare refusal small teachers give

@@ -84,8 +84,11 @@ QUESTION_TYPES = (
     "multi-hop",
     "out-of-scope",
     "unsafe",
+    "avoided-topic",
 )
-REFUSAL_TYPES = ("out-of-scope", "unsafe")  # question types whose right answer declines or hands off
+# Question types whose right answer declines or hands off. avoided-topic: a topic the agent's
+# system prompt says it avoids (a creator's "Topics they avoid"), declined in its own voice.
+REFUSAL_TYPES = ("out-of-scope", "unsafe", "avoided-topic")
 
 
 class SynthConfig(Strict):
@@ -114,6 +117,9 @@ class SynthConfig(Strict):
     format: Literal["closed-book", "raft"] = "closed-book"
     raft_distractors: int = Field(2, ge=0)
     raft_oracle_fraction: float = Field(0.8, ge=0, le=1)
+    avoided_topic_questions: int | None = Field(
+        None, ge=0, le=1000, description="questions on the topics the persona says to avoid, on top of questions_per_chunk (declined in voice; held out like the rest); default 24 when the docs are posts, else 0"
+    )
     raft_train_declines: float | None = Field(
         None, ge=0, lt=1, description="share of training's RAFT rows whose excerpts lack the answer: excerpt-less copies are added to reach it (synth/declines.py); default 1 - raft_oracle_fraction"
     )

@@ -99,3 +99,17 @@ def test_without_key_facts_fact_recall_is_missing_not_zero():
     s = summarize(make_results([2, 3], [4, 5], [8, 9]), make_info(trained=True))
     assert s["fact_recall"]["trained"]["value"] is None and s["gap_recovered_fact_recall"]["value"] is None
     assert s["judge_agreement"]["answers"] == 0 and s["judge_agreement"]["spearman"]["value"] is None
+
+
+def test_fact_recall_by_type_tells_how_often_each_model_declines_an_avoided_topic():
+    from protege.evaluate.metrics import by_type
+
+    def row(qtype, untrained, trained):
+        return {"type": qtype, "answers": {"untrained": {"fact_recall": untrained}, "trained": {"fact_recall": trained}}}
+
+    results = [row("avoided-topic", 0.0, 1.0)] * 6 + [row("avoided-topic", 1.0, 1.0)] * 2 + [row("factual", 0.5, None)] * 3
+    out = by_type(results, ["untrained", "trained"], "fact_recall", {"n_resamples": 200, "seed": 0})
+    assert out["avoided-topic"]["n"] == 8 and out["factual"]["n"] == 3
+    assert out["avoided-topic"]["untrained"]["value"] == pytest.approx(0.25)
+    assert out["avoided-topic"]["trained"]["value"] == 1.0
+    assert out["factual"]["trained"] == {"value": None, "low": None, "high": None, "n": 0, "note": "no values"}

@@ -96,6 +96,16 @@ def judge_agreement(results: list[dict[str, Any]], models: list[str], boot: dict
     return {name: e.to_dict() for name, e in agreement.items()} | {"answers": len(rubric), "questions": len(set(groups))}
 
 
+def by_type(results: list[dict[str, Any]], models: list[str], key: str, boot: dict[str, Any]) -> dict[str, Any]:
+    """`key` per question type and model, e.g. how often each model declines the avoided-topic
+    questions (their fact recall is 1 for a decline, else 0)."""
+    out: dict[str, Any] = {}
+    for t in sorted({r.get("type", "unknown") for r in results}):
+        picked = [r for r in results if r.get("type", "unknown") == t]
+        out[t] = {"n": len(picked), **{m: bootstrap_ci(column(picked, m, key), **boot).to_dict() for m in models}}
+    return out
+
+
 def summarize(results: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, Any]:
     """The headline figures of an eval run; `info` says which models, prices and settings."""
     cfg = info["eval_config"]
@@ -137,6 +147,7 @@ def summarize(results: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, 
         }
         if m != "teacher" and any("pairwise_orders" in r["answers"].get(m, {}) for r in results):
             s["pairwise"][m] = pairwise_counts(results, m)
+    s["fact_recall_by_type"] = by_type(results, models, "fact_recall", boot)
     s |= paired_figures(results, trained, boot)
     s["judge_agreement"] = judge_agreement(results, models, boot)
     s["eval_config"] = cfg

@@ -330,7 +330,7 @@ def _fact_blocks(results: list[dict[str, Any]], summary: dict[str, Any], models:
     blocks.append(Para(
         "Fact recall is the share of a question's key facts (written into eval.jsonl by synth and checked against the "
         "source) that the answer states, after normalizing case, number formats ($1,200 = 1200) and times (9am = 9:00). "
-        "Where the right answer declines (out-of-scope and unsafe questions; RAFT excerpts without the answer) it is "
+        "Where the right answer declines (out-of-scope, unsafe and avoided-topic questions; RAFT excerpts without the answer) it is "
         "1 if the answer declines or hands off, else 0. "
         f"**Judge agreement** with fact recall over {ag['answers']} answers to {ag['questions']} questions: "
         f"Spearman {est(ag['spearman'], 2)}, Kendall tau-b {est(ag['kendall'], 2)} (intervals resample questions)."

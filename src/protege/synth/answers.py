@@ -72,7 +72,7 @@ def prompt_for(q: PlannedQuestion, question: str, *, system: str, name: str, con
     reference = q.reference()
     if q.is_refusal:
         teacher_system = prompts.ANSWER_REFUSAL_SYSTEM.format(
-            system=system, type_description=prompts.QUESTION_TYPES[q.type], reference=reference
+            system=system, type_description=q.description, reference=reference
         )
     else:
         teacher_system = prompts.ANSWER_SYSTEM.format(system=system, reference=reference)

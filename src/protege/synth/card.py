@@ -77,6 +77,7 @@ class CardData:
     examples: list[dict[str, Any]] = field(default_factory=list)
     harvest: list[Part] = field(default_factory=list)  # the dataset's parts beyond synth's (protege.dataset)
     excerptless_copies: int = 0  # training rows copied with the answer's excerpts removed, to be declined (synth.declines)
+    avoided_topics: list[str] | None = None  # the system prompt's topics to avoid (synth/avoided.py); None: none were asked
 
 
 def pick_examples(rows: list[dict[str, Any]], seed: int, n: int = 10) -> list[dict[str, Any]]:
@@ -158,10 +159,17 @@ def render_card(d: CardData) -> str:
     ]
     for t in sorted(set(d.planned_types) | set(d.train_types) | set(d.eval_types)):
         lines.append(f"| {t} | {d.planned_types[t]} | {d.train_types[t]} | {d.eval_types[t]} |")
-    lines += [
-        "",
-        f"System prompt: {d.persona_source} (`persona.md`, or `persona` in protege.yaml).",
-        "",
+    lines += ["", f"System prompt: {d.persona_source} (`persona.md`, or `persona` in protege.yaml).", ""]
+    if d.avoided_topics is not None:
+        lines += [(f"Topics to avoid, as the teacher read them from the system prompt: {', '.join(d.avoided_topics)}. "
+                   "avoided-topic questions are about these and are to be declined in the agent's voice.")
+                  if d.avoided_topics else "The system prompt names no topics to avoid: the planned avoided-topic "
+                  "questions were asked as out-of-scope ones.", ""]  # fmt: skip
+    return with_harvest_section("\n".join(lines + _usage_and_examples(d)).rstrip() + "\n", d.harvest)
+
+
+def _usage_and_examples(d: CardData) -> list[str]:
+    lines = [
         "## Teacher calls, tokens and cost",
         "",
         "| role | model | calls | cache hits | prompt tokens | completion tokens | cost (USD) | paid this run (USD) |",
@@ -196,4 +204,4 @@ def render_card(d: CardData) -> str:
             f"> **A:** {_clip(row['messages'][-1]['content'])}",
             "",
         ]
-    return with_harvest_section("\n".join(lines).rstrip() + "\n", d.harvest)
+    return lines

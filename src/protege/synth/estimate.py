@@ -10,6 +10,8 @@ from protege.corpus import Chunk, Corpus, approx_tokens
 from protege.models.speed import estimated_seconds
 from protege.project import DEFAULT_SYSTEM
 from protege.synth import persona as persona_mod
+from protege.synth import prompts
+from protege.synth.avoided import TOPICS_MAX_TOKENS
 from protege.synth.questions import PlannedQuestion, question_prompt
 
 if TYPE_CHECKING:
@@ -52,6 +54,8 @@ def estimate_calls(project: "Project", corpus: Corpus, chunks: list[Chunk], plan
         path = project.paths.persona
         existing = path.read_text(encoding="utf-8") if path.is_file() else None
         system_tokens = approx_tokens(c.persona or existing or DEFAULT_SYSTEM.format(name=project.name))
+    if any(q.type == "avoided-topic" for q in plan):
+        rows.append(row("topics to avoid", c.teacher, 1, system_tokens + approx_tokens(prompts.AVOIDED_TOPICS), TOPICS_MAX_TOKENS))
     if synth.logprobs:
         rows.append(row("logprobs probe", c.teacher, 1, 10, 2))
     n = len(plan)

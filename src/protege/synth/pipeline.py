@@ -14,23 +14,25 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import protege
 from protege import artifacts, dataset
 from protege.chains import in_chains
 from protege.config import section_hash
 from protege.corpus import Chunk, Corpus, load_corpus
+from protege.synth import avoided
 from protege.synth import persona as persona_mod
 from protege.synth import prompts
-from protege.synth.answers import BARE_REFUSAL, Answer, Prompted, grounded_answer, is_refusal, prompt_for
+from protege.synth.answers import BARE_REFUSAL, Answer, grounded_answer, is_refusal, prompt_for
 from protege.synth.card import CardData, GroundingCounts, KeyFactCounts, license_terms, pick_examples, render_card
 from protege.synth.declines import add_excerptless_declines
 from protege.synth.dedup import near_duplicates
 from protege.synth.estimate import EstimateRow, estimate_calls
-from protege.synth.grounded import Grounding, check_grounded
+from protege.synth.grounded import check_grounded
+from protege.synth.items import Item, dropped_row, messages, row
 from protege.synth.judge import Verdict, judge_pair
-from protege.synth.key_facts import KeyFacts, key_facts
+from protege.synth.key_facts import key_facts
 from protege.synth.questions import PlannedQuestion, plan_questions, question_id, write_plan
 from protege.synth.split import split_by_chunk
 
@@ -58,42 +60,6 @@ class SynthResult:
     notes: list[str] = field(default_factory=list)  # rows that could not be read inside read files
 
 
-@dataclass
-class _Item:
-    """One planned question on its way through the pipeline; `dropped` ends its journey."""
-
-    plan: PlannedQuestion
-    question: str | None = None
-    id: str = ""
-    prompted: Prompted | None = None
-    listed_facts: tuple[str, ...] = ()  # key facts as the teacher listed them with the question
-    answer: Answer | None = None
-    grounding: Grounding | None = None
-    replaced_answer: str | None = None  # the teacher's answer to an excerpt-less question, when declined for it
-    key_facts: KeyFacts | None = None
-    guard: dict[str, Any] | None = None
-    verdict: Verdict | None = None
-    dropped: tuple[str, str] | None = None  # (reason category, detail)
-
-    @property
-    def alive(self) -> bool:
-        return self.dropped is None
-
-    @property
-    def expect(self) -> Literal["facts", "decline"]:
-        """What a right answer does: a refusal type, or a RAFT row whose excerpts lack the answer, declines."""
-        context = self.prompted.context if self.prompted else None
-        no_oracle = context is not None and not any(c["oracle"] for c in context)
-        return "decline" if self.plan.is_refusal or no_oracle else "facts"
-
-    @property
-    def evidence(self) -> str:
-        """What the answer may draw on: everything the student is shown (the agent's system prompt, the
-        question, any excerpts) and, closed-book, the source the teacher answered from."""
-        shown = "\n\n".join(m["content"] for m in self.prompted.messages)  # type: ignore[union-attr]
-        return shown if self.prompted.context is not None else shown + "\n\n" + self.plan.source_text()  # type: ignore[union-attr]
-
-
 def select_chunks(chunks: list[Chunk], max_chunks: int | None, seed: int) -> list[Chunk]:
     """All chunks, or a seeded sample of max_chunks kept in corpus order (spread over files)."""
     if max_chunks is None or len(chunks) <= max_chunks:
@@ -111,7 +77,7 @@ def run(project: "Project", dry_run: bool = False) -> SynthResult:
     """Write train.jsonl, eval.jsonl, dropped.jsonl, card.md (and persona.md) under artifacts/data."""
     corpus = load_corpus(project)
     chunks = select_chunks(corpus.chunks, project.config.synth.max_chunks, project.config.synth.seed)
-    plan = plan_questions(chunks, project.config.synth)
+    plan = plan_questions(chunks, project.config.synth, avoided.planned(project.config.synth, corpus))
     paths = project.paths
     if dry_run:
         estimate = estimate_calls(project, corpus, chunks, plan)
@@ -134,8 +100,8 @@ async def _each(progress: "Progress", label: str, jobs: list[Awaitable[T]]) -> l
     return await asyncio.gather(*(one(j) for j in jobs))
 
 
-async def _by_chunk(progress: "Progress", label: str, client: "ChatClient", items: list[_Item],
-                    job: Callable[[_Item], Awaitable[T]]) -> list[T]:  # fmt: skip
+async def _by_chunk(progress: "Progress", label: str, client: "ChatClient", items: list[Item],
+                    job: Callable[[Item], Awaitable[T]]) -> list[T]:  # fmt: skip
     """job(item) for every item, in chains by first chunk (see protege.chains); results in item order."""
     task = progress.add_task(label, total=len(items))
     return await in_chains(items, lambda it: it.plan.chunk_ids[0], job, width=client.concurrency,
@@ -153,11 +119,11 @@ def _progress() -> "Progress":
     )  # fmt: skip
 
 
-def _alive(items: list[_Item]) -> list[_Item]:
+def _alive(items: list[Item]) -> list[Item]:
     return [it for it in items if it.alive]
 
 
-async def _questions(progress: "Progress", teacher: "ChatClient", items: list[_Item], project: "Project") -> None:
+async def _questions(progress: "Progress", teacher: "ChatClient", items: list[Item], project: "Project") -> None:
     """Write every planned question with its key facts, and drop near-duplicates."""
     synth = project.config.synth
     task = progress.add_task("questions", total=len(items))
@@ -172,7 +138,7 @@ async def _questions(progress: "Progress", teacher: "ChatClient", items: list[_I
         alive[dup].dropped = ("near-duplicate question", f"repeats {alive[first].id}")
 
 
-async def _answers(progress: "Progress", teacher: "ChatClient", proposers: list["ChatClient"], items: list[_Item],
+async def _answers(progress: "Progress", teacher: "ChatClient", proposers: list["ChatClient"], items: list[Item],
                    top_k: int, ctx: "_Context") -> None:  # fmt: skip
     """Each question's grounded answer; drops empty, cut and bare-refusal answers; checks the rest
     for groundedness and picks their key facts (dropping on groundedness waits for the judge, so
@@ -207,7 +173,7 @@ async def _answers(progress: "Progress", teacher: "ChatClient", proposers: list[
                                      question=it.question or "", system=ctx.persona, expect=expect)  # fmt: skip
 
 
-async def _guard(progress: "Progress", guard: Any, items: list[_Item], corpus: Corpus, *, redact_pii: bool) -> int:
+async def _guard(progress: "Progress", guard: Any, items: list[Item], corpus: Corpus, *, redact_pii: bool) -> int:
     """Drop unsafe answers, and bare refusals of questions the guard finds safe; redact private PII
     in the rest unless the owner set `guard.redact_pii: false`. Returns the number of redactions.
 
@@ -222,7 +188,7 @@ async def _guard(progress: "Progress", guard: Any, items: list[_Item], corpus: C
             if question.safe:
                 it.dropped = (BARE_REFUSAL, f"{it.answer.text.strip()} (the guard finds the question safe: {question.reason})")  # type: ignore[union-attr]
     alive = _alive(items)
-    verdicts = await _each(progress, "guard", [guard.check(_messages(it), role="assistant") for it in alive])
+    verdicts = await _each(progress, "guard", [guard.check(messages(it), role="assistant") for it in alive])
     redactions = 0
     public = published_pii(ch.text for ch in corpus.chunks)  # the owner's own contacts stay
 
@@ -246,7 +212,7 @@ async def _guard(progress: "Progress", guard: Any, items: list[_Item], corpus: C
     return redactions
 
 
-async def _filter(progress: "Progress", judge: "ChatClient", items: list[_Item], synth: Any) -> tuple[int, int | None]:
+async def _filter(progress: "Progress", judge: "ChatClient", items: list[Item], synth: Any) -> tuple[int, int | None]:
     """Judge every safe pair (unless synth.judge is off), then drop the ungrounded ones and those
     below the judge's threshold. Returns (pairs the groundedness check dropped, of which the judge
     alone would have kept: None without a judge)."""
@@ -282,6 +248,16 @@ class _Context:
     chunks: list[Chunk]
 
 
+async def _avoided_topics(progress: "Progress", teacher: "ChatClient", items: list[Item], system: str) -> list[str] | None:
+    """Give the avoided-topic questions their topics, read from the agent's system prompt; None when none are planned."""
+    if not any(it.plan.type == "avoided-topic" for it in items):
+        return None
+    [topics] = await _each(progress, "topics to avoid", [avoided.avoided_topics(teacher, system)])
+    for it, q in zip(items, avoided.assign([it.plan for it in items], topics)):
+        it.plan = q
+    return topics
+
+
 async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], plan: list[PlannedQuestion]) -> SynthResult:
     from protege.guard import Guard
     from protege.models.endpoint import open_client
@@ -294,10 +270,11 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
     judge = open_client(c.judge_model, cache_path=cache)
     proposers = [open_client(p, cache_path=cache) for p in synth.proposers]
     guard = Guard.from_project(project)
-    items = [_Item(q) for q in plan]
+    items = [Item(q) for q in plan]
     try:
         with _progress() as progress:
             [persona] = await _each(progress, "persona", [persona_mod.resolve_persona(project, corpus, teacher)])
+            topics = await _avoided_topics(progress, teacher, items, persona.text)
             top_k, logprobs_note = 0, "not requested"
             if synth.logprobs:
                 if await teacher.supports_logprobs():
@@ -314,7 +291,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
         await guard.aclose()
 
     chash = config_hash(project)
-    rows = [_row(it, project, chash, proposers) for it in items if it.alive]
+    rows = [row(it, project, chash, proposers) for it in items if it.alive]
     kept_train, copies, held_out = _split(rows, project)
     train = kept_train + copies
     paths = project.paths
@@ -322,7 +299,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
     preserved = dataset.preserve_foreign_rows(paths, _written_by_synth)
     artifacts.write_jsonl(paths.train_jsonl, train)
     artifacts.write_jsonl(paths.eval_jsonl, held_out)
-    artifacts.write_jsonl(paths.dropped_jsonl, [_dropped_row(it) for it in items if not it.alive])
+    artifacts.write_jsonl(paths.dropped_jsonl, [dropped_row(it) for it in items if not it.alive])
 
     dropped = Counter(it.dropped[0] for it in items if it.dropped)
     usage = [_usage("teacher", c.teacher.ref, teacher), _usage("judge", c.judge_model.ref, judge)]
@@ -334,7 +311,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
         format=synth.format, wall_s=time.perf_counter() - t0, files_read=len(corpus.documents),
         skipped=[(s.file, s.reason) for s in corpus.skipped], notes=corpus.notes, chunks_total=len(corpus.chunks),
         chunks_used=len(chunks), persona_source=persona.source, steps=steps, dropped=dropped,
-        planned_types=Counter(q.type for q in plan), train_types=Counter(r["type"] for r in kept_train),
+        planned_types=Counter(it.plan.type for it in items), train_types=Counter(r["type"] for r in kept_train),
         eval_types=Counter(r["type"] for r in held_out), usage=usage,
         licenses=[("teacher", c.teacher.ref, license_terms(c.teacher))]
         + [(f"proposer {i + 1}", p.ref, license_terms(p)) for i, p in enumerate(synth.proposers)],
@@ -344,6 +321,7 @@ async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], p
         grounding=GroundingCounts(synth.grounding_threshold, ungrounded, judge_kept,
                                   sum(1 for it in items if it.alive and it.replaced_answer is not None)),
         key_facts=_key_fact_counts(items), harvest=dataset.parts(paths), excerptless_copies=len(copies),
+        avoided_topics=topics,
     )  # fmt: skip
     artifacts.write_text(paths.card, render_card(card))
     counts = {
@@ -366,7 +344,7 @@ def _split(rows: list[dict[str, Any]], project: "Project") -> tuple[list[dict[st
     return train, copies, held_out
 
 
-def _steps(items: list[_Item], dropped: Counter, ungrounded: int, kept: int, *, judged: bool) -> list[tuple[str, int]]:
+def _steps(items: list[Item], dropped: Counter, ungrounded: int, kept: int, *, judged: bool) -> list[tuple[str, int]]:
     """The card's counts, step by step: how many questions were left after each filter."""
     n_questions = sum(1 for it in items if it.question)
     n_unique = n_questions - dropped["near-duplicate question"]
@@ -383,7 +361,7 @@ def _steps(items: list[_Item], dropped: Counter, ungrounded: int, kept: int, *, 
     ]
 
 
-def _key_fact_counts(items: list[_Item]) -> KeyFactCounts:
+def _key_fact_counts(items: list[Item]) -> KeyFactCounts:
     kept = [it for it in items if it.alive]
     facts = [it.key_facts for it in kept if it.key_facts and it.expect == "facts"]
     checked = [it.key_facts for it in items if it.key_facts]
@@ -393,49 +371,6 @@ def _key_fact_counts(items: list[_Item]) -> KeyFactCounts:
         listed=sum(k.listed for k in checked), not_in_source=sum(k.not_in_source for k in checked),
         not_in_answer=sum(k.not_in_answer for k in checked),
     )  # fmt: skip
-
-
-def _messages(it: _Item) -> list[dict[str, Any]]:
-    return [*it.prompted.messages, {"role": "assistant", "content": it.answer.text}]  # type: ignore[union-attr]
-
-
-def _row(it: _Item, project: "Project", chash: str, proposers: list["ChatClient"]) -> dict[str, Any]:
-    c = project.config
-    chunks = it.plan.chunks
-    teacher: dict[str, Any] = {"ref": c.teacher.ref, "logprobs": it.answer.logprobs}  # type: ignore[union-attr]
-    if proposers:
-        teacher["proposers"] = [p.ref for p in c.synth.proposers]
-    row: dict[str, Any] = {
-        "id": it.id,
-        "type": it.plan.type,
-        "persona": it.plan.persona,
-        "messages": _messages(it),
-        "source": {"chunks": it.plan.chunk_ids, "files": list(dict.fromkeys(ch.file for ch in chunks)), "text": it.plan.source_text()},
-    }
-    if it.prompted.context is not None:  # type: ignore[union-attr]
-        row["context"] = it.prompted.context  # type: ignore[union-attr]
-    row["key_facts"] = it.key_facts.facts if it.key_facts else []
-    row.update(
-        teacher=teacher,
-        scores={"groundedness": it.verdict.groundedness, "helpfulness": it.verdict.helpfulness, "judge": c.judge_model.ref}
-        if it.verdict else None,
-        guard=it.guard,
-        meta={"config_hash": chash, "code_version": protege.__version__, "format": c.synth.format},
-    )
-    if it.replaced_answer is not None:  # no teacher tokens: the row trains by cross-entropy alone
-        row["meta"]["declined_for_the_teacher"] = it.replaced_answer
-    return row
-
-
-def _dropped_row(it: _Item) -> dict[str, Any]:
-    reason, detail = it.dropped  # type: ignore[misc]
-    return {
-        "id": it.id or f"plan-{it.plan.index}", "type": it.plan.type, "chunks": it.plan.chunk_ids,
-        "reason": reason, "detail": detail, "question": it.question,
-        "answer": it.answer.text if it.answer else None,
-        "scores": {"groundedness": it.verdict.groundedness, "helpfulness": it.verdict.helpfulness} if it.verdict else None,
-        "grounding": it.grounding.to_dict() if it.grounding else None,
-    }  # fmt: skip
 
 
 def _usage(role: str, ref: str, client: "ChatClient") -> dict[str, Any]:

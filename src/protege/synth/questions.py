@@ -33,6 +33,7 @@ class PlannedQuestion:
     type: str
     persona: str
     chunks: tuple[Chunk, ...]
+    topic: str | None = None  # avoided-topic questions: the topic, from the agent's system prompt (synth/avoided.py)
 
     @property
     def chunk_ids(self) -> list[str]:
@@ -41,6 +42,11 @@ class PlannedQuestion:
     @property
     def is_refusal(self) -> bool:
         return self.type in REFUSAL_TYPES
+
+    @property
+    def description(self) -> str:
+        """What the question is, as the question and answer prompts say it."""
+        return prompts.QUESTION_TYPES[self.type].format(topic=self.topic or "a topic they avoid")
 
     def reference(self) -> str:
         """The chunks as the teacher and the judge are shown them, each under its id."""
@@ -61,8 +67,11 @@ def apportion(mix: dict[str, float], total: int) -> list[str]:
     return [t for t in exact for _ in range(counts[t])]
 
 
-def plan_questions(chunks: list[Chunk], config: "SynthConfig") -> list[PlannedQuestion]:
-    """questions_per_chunk questions per chunk, with the type mix exact over the whole plan.
+def plan_questions(chunks: list[Chunk], config: "SynthConfig", avoided: int = 0) -> list[PlannedQuestion]:
+    """questions_per_chunk questions per chunk, with the type mix exact over the whole plan, then
+    `avoided` avoided-topic questions on chunks drawn in a seeded order (their topics are set once
+    the agent's system prompt is known: synth/avoided.py). Appended last, so the rest of the plan,
+    and the cache of its calls, is the same with or without them.
 
     Multi-hop questions pair their chunk with a second one, from another file when there is one.
     With a single chunk there is nothing to hop to, so its share goes to the other types.
@@ -84,12 +93,17 @@ def plan_questions(chunks: list[Chunk], config: "SynthConfig") -> list[PlannedQu
             others = [c for c in chunks if c.file != chunk.file] or [c for c in chunks if c.id != chunk.id]
             group = (chunk, rng.choice(others))
         plan.append(PlannedQuestion(i, qtype, personas[rng.randrange(len(personas))], group))
+    if chunks and avoided:
+        order = random.Random(f"{config.seed}:avoided").sample(range(len(chunks)), len(chunks))
+        for j in range(avoided):
+            chunk = chunks[order[j % len(order)]]
+            plan.append(PlannedQuestion(len(plan), "avoided-topic", personas[rng.randrange(len(personas))], (chunk,)))
     return plan
 
 
 def question_prompt(q: PlannedQuestion, name: str) -> str:
     text = q.chunks[0].text if len(q.chunks) == 1 else "\n\n".join(f"Text {i + 1}:\n{c.text}" for i, c in enumerate(q.chunks))
-    return prompts.QUESTION.format(name=name, text=text, persona=q.persona, type_description=prompts.QUESTION_TYPES[q.type])
+    return prompts.QUESTION.format(name=name, text=text, persona=q.persona, type_description=q.description)
 
 
 _PREFIX = re.compile(r"^\s*(?:\*\*)?(?:question|q)\s*\d*\s*[:.)-]\s*(?:\*\*)?\s*|^\s*(?:\d+[.)]|[-*])\s+", re.IGNORECASE)

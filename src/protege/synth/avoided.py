@@ -1,0 +1,77 @@
+"""The topics the agent must not discuss, read from its system prompt, for avoided-topic questions.
+
+A creator's voice profile has a "Topics they avoid" section that the teacher writes in prose
+("avoids discussing politics, religion and brand recommendations"); an owner's own persona may
+say the same in any words. So the teacher lists the topics as JSON (one call, cached), and each
+planned avoided-topic question takes one in turn. When the system prompt names none, those
+questions are asked as out-of-scope ones instead: their teacher calls still buy declines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from protege.replies import ReplyParseError, json_format, parse_json_object
+from protege.synth import prompts
+
+if TYPE_CHECKING:
+    from protege.config import SynthConfig
+    from protege.corpus import Corpus
+    from protege.models.client import ChatClient
+    from protege.synth.questions import PlannedQuestion
+
+DEFAULT_QUESTIONS = 24  # the creator flow: about 12 held out, to measure declining in voice
+MAX_TOPICS = 12
+MAX_TOPIC_CHARS = 60
+TOPICS_MAX_TOKENS = 120
+TOPICS_SCHEMA = {
+    "type": "object",
+    "properties": {"topics": {"type": "array", "items": {"type": "string", "minLength": 2, "maxLength": MAX_TOPIC_CHARS},
+                              "maxItems": MAX_TOPICS}},  # fmt: skip
+    "required": ["topics"],
+    "additionalProperties": False,
+}
+
+
+def planned(synth: "SynthConfig", corpus: "Corpus") -> int:
+    """How many avoided-topic questions to plan: as configured, else 24 in the creator flow (the
+    docs are posts, so the persona is a voice profile, which has its topics to avoid), else none."""
+    if synth.avoided_topic_questions is not None:
+        return synth.avoided_topic_questions
+    return DEFAULT_QUESTIONS if corpus.posts else 0
+
+
+def parse_topics(text: str) -> list[str]:
+    """The topics from the teacher's JSON reply, trimmed and without repeats; [] for anything else."""
+    try:
+        data = parse_json_object(text)
+    except ReplyParseError:
+        return []
+    raw = data.get("topics")
+    topics: list[str] = []
+    for t in raw if isinstance(raw, list) else []:
+        t = " ".join(t.split()).strip(" .;,-") if isinstance(t, str) else ""
+        if 2 <= len(t) <= MAX_TOPIC_CHARS and t.lower() not in {x.lower() for x in topics}:
+            topics.append(t)
+    return topics[:MAX_TOPICS]
+
+
+async def avoided_topics(client: "ChatClient", system: str) -> list[str]:
+    reply = await client.complete(
+        [{"role": "user", "content": prompts.AVOIDED_TOPICS.format(system=system)}], temperature=0.0,
+        max_tokens=TOPICS_MAX_TOKENS, response_format=json_format(client.config.ref, TOPICS_SCHEMA),
+    )  # fmt: skip
+    return parse_topics(reply.text)
+
+
+def assign(plan: list["PlannedQuestion"], topics: list[str]) -> list["PlannedQuestion"]:
+    """The plan with a topic on each avoided-topic question, in turn; with no topics, those
+    questions become out-of-scope ones."""
+    out, k = [], 0
+    for q in plan:
+        if q.type == "avoided-topic":
+            q = dataclasses.replace(q, topic=topics[k % len(topics)]) if topics else dataclasses.replace(q, type="out-of-scope")
+            k += 1
+        out.append(q)
+    return out

@@ -1,0 +1,88 @@
+"""Avoided-topic questions: topics read from the system prompt, planned on top of the mix, and
+asked as out-of-scope questions when the prompt names none."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from protege.config import REFUSAL_TYPES, SynthConfig
+from protege.corpus import Chunk, Corpus
+from protege.corpus.load import Document
+from protege.project import Project
+from protege.synth import avoided, run
+from protege.synth.questions import plan_questions, question_prompt
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
+import canned_endpoint  # noqa: E402
+
+
+def chunks(n: int) -> list[Chunk]:
+    return [Chunk(f"f{i % 3}.md#{i}", f"f{i % 3}.md", i, f"text {i}") for i in range(n)]
+
+
+def test_topics_come_from_the_json_reply_trimmed_and_once_each() -> None:
+    reply = 'Here: {"topics": [" Politics. ", "politics", "diet or weight advice", "x", "' + "y" * 80 + '", 3]}'
+    assert avoided.parse_topics(reply) == ["Politics", "diet or weight advice"]
+    assert avoided.parse_topics("The creator avoids politics.") == []  # not JSON: no topics made up from prose
+    assert avoided.parse_topics('{"topics": "politics"}') == []
+
+
+def test_avoided_questions_are_added_after_the_plan_which_stays_as_it_was() -> None:
+    config = SynthConfig(questions_per_chunk=2, seed=4)
+    base = plan_questions(chunks(6), config)
+    plan = plan_questions(chunks(6), config, avoided=8)
+    assert plan[: len(base)] == base  # the same calls, so the same cache entries
+    extra = plan[len(base):]
+    assert [q.index for q in extra] == list(range(len(base), len(base) + 8))
+    assert {q.type for q in extra} == {"avoided-topic"} and "avoided-topic" in REFUSAL_TYPES
+    assert len({q.chunks[0].id for q in extra}) == 6  # spread over every chunk before any repeats
+
+
+def test_topics_are_given_in_turn_or_the_questions_become_out_of_scope() -> None:
+    plan = plan_questions(chunks(4), SynthConfig(questions_per_chunk=1, seed=0), avoided=5)
+    given = avoided.assign(plan, ["politics", "diet advice"])
+    assert [q.topic for q in given if q.type == "avoided-topic"] == ["politics", "diet advice", "politics", "diet advice", "politics"]
+    assert "a question about diet advice: a topic they do not discuss" in question_prompt(given[5], "maya")
+    fallback = avoided.assign(plan, [])
+    assert Counter(q.type for q in fallback)["out-of-scope"] == Counter(q.type for q in plan)["out-of-scope"] + 5
+    assert not any(q.type == "avoided-topic" for q in fallback)
+
+
+def test_the_creator_flow_plans_them_by_default_and_a_config_number_wins() -> None:
+    posts = Corpus([Document("posts.jsonl", "posts", rows=["Low and slow."])], [], [], [])
+    docs = Corpus([Document("hours.md", "text", text="# Hours")], [], [], [])
+    assert avoided.planned(SynthConfig(), posts) == avoided.DEFAULT_QUESTIONS
+    assert avoided.planned(SynthConfig(), docs) == 0
+    assert avoided.planned(SynthConfig(avoided_topic_questions=3), docs) == 3
+    assert avoided.planned(SynthConfig(avoided_topic_questions=0), posts) == 0
+
+
+def test_a_creator_synth_writes_avoided_topic_rows_declined_with_their_topic(project_dir: Path) -> None:
+    server, url = canned_endpoint.start()
+    try:
+        cfg = project_dir / "protege.yaml"
+        data = yaml.safe_load(cfg.read_text())
+        data["teacher"] = {"ref": f"openai:canned@{url}", "max_retries": 0}
+        data["synth"] = {"questions_per_chunk": 1, "seed": 1, "avoided_topic_questions": 6, "judge": False}
+        data.pop("persona", None)
+        cfg.write_text(yaml.safe_dump(data))
+        posts = [f"Post {i}: braise the beans for {i + 2} hours, friends. - M." for i in range(8)]
+        (project_dir / "docs" / "posts.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in posts))
+        result = run(Project.load(project_dir))
+    finally:
+        server.shutdown()
+    rows = [json.loads(line) for p in (result.train, result.eval) for line in p.read_text().splitlines()]
+    dropped = [json.loads(line) for line in result.dropped.read_text().splitlines()]
+    asked = [r for r in rows if r["type"] == "avoided-topic"] + [d for d in dropped if d["type"] == "avoided-topic"]
+    assert len(asked) == 6
+    kept = [r for r in rows if r["type"] == "avoided-topic"]
+    assert kept and {r["meta"]["topic"] for r in kept} <= {"politics", "diet advice"}
+    assert all("outside what I can help with" in r["messages"][-1]["content"] for r in kept)  # the teacher's decline
+    card = " ".join(result.card.read_text().split())
+    assert "Topics to avoid, as the teacher read them from the system prompt: politics, diet advice." in card
+    assert "| avoided-topic | 6 |" in card
