@@ -44,6 +44,9 @@ def canned_reply(messages: list[dict], seed: int | None, malformed_judge: bool, 
         if malformed_judge and len(messages) == 1:
             return "Overall the answer looks fine and grounded, I would rate it well."
         return f"Sure! Here is my verdict:\n```json\n{JUDGE_JSON}\n```"
+    if "assistant asking about " in text:  # an avoided-topic question (synth/avoided.py)
+        topic = text.split("assistant asking about ", 1)[1].split(":", 1)[0]
+        return json.dumps({"question": f"What do you think about {topic}, case {digest[3]}?", "key_facts": []})
     if "Write one question" in text:
         a, b, c = (WORDS[x % len(WORDS)] for x in digest[:3])
         # The key facts: the source's first words of its last line, as a grounded answer repeats it, and an invented one.

@@ -47,10 +47,17 @@ def test_topics_are_given_in_turn_or_the_questions_become_out_of_scope() -> None
     plan = plan_questions(chunks(4), SynthConfig(questions_per_chunk=1, seed=0), avoided=5)
     given = avoided.assign(plan, ["politics", "diet advice"])
     assert [q.topic for q in given if q.type == "avoided-topic"] == ["politics", "diet advice", "politics", "diet advice", "politics"]
-    assert "a question about diet advice: a topic they do not discuss" in question_prompt(given[5], "maya")
+    asked = question_prompt(given[5], "maya")
+    assert "maya does not discuss diet advice." in asked and "text 1" not in asked  # the post is not shown: it pulls the question off-topic
     fallback = avoided.assign(plan, [])
     assert Counter(q.type for q in fallback)["out-of-scope"] == Counter(q.type for q in plan)["out-of-scope"] + 5
     assert not any(q.type == "avoided-topic" for q in fallback)
+
+
+def test_a_question_off_its_topic_is_caught() -> None:
+    assert avoided.on_topic("Is there any advice available on medical issues?", "medical advice")
+    assert avoided.on_topic("What do you make of the political news?", "politics")
+    assert not avoided.on_topic("Any advice on how to measure ingredients for kimchi?", "medical advice")  # "advice" says nothing
 
 
 def test_the_creator_flow_plans_them_by_default_and_a_config_number_wins() -> None:

@@ -10,6 +10,7 @@ questions are asked as out-of-scope ones instead: their teacher calls still buy 
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import TYPE_CHECKING
 
 from protege.replies import ReplyParseError, json_format, parse_json_object
@@ -63,6 +64,20 @@ async def avoided_topics(client: "ChatClient", system: str) -> list[str]:
         max_tokens=TOPICS_MAX_TOKENS, response_format=json_format(client.config.ref, TOPICS_SCHEMA),
     )  # fmt: skip
     return parse_topics(reply.text)
+
+
+# Words that say nothing of what a topic is: "medical advice" is about "medical".
+_GENERIC = frozenset("advice tips recommendations recommendation opinions opinion views discussing discussion questions "
+                     "about topics topic other personal their your things related".split())  # fmt: skip
+
+
+def on_topic(question: str, topic: str) -> bool:
+    """Whether the question names its topic: one of the topic's telling words (stems of 5 letters,
+    so "political" matches "politics") appears in it. A question off its topic would teach the
+    student to decline something it may answer."""
+    words = [w for w in re.findall(r"[a-z]+", topic.lower()) if len(w) >= 3 and w not in _GENERIC]
+    asked = re.findall(r"[a-z]+", question.lower())
+    return any(a.startswith(w[:5]) for w in words for a in asked)
 
 
 def assign(plan: list["PlannedQuestion"], topics: list[str]) -> list["PlannedQuestion"]:

@@ -133,6 +133,8 @@ async def _questions(progress: "Progress", teacher: "ChatClient", items: list[It
             it.dropped = ("teacher wrote no question", "")
         else:
             it.question, it.listed_facts, it.id = w.question, w.key_facts, question_id(it.plan, w.question)
+            if it.plan.topic is not None and not avoided.on_topic(w.question, it.plan.topic):
+                it.dropped = ("avoided-topic question not about its topic", it.plan.topic)
     alive = _alive(items)
     for dup, first in near_duplicates([it.question or "" for it in alive], synth.dedup_threshold).items():
         alive[dup].dropped = ("near-duplicate question", f"repeats {alive[first].id}")

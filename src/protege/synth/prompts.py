@@ -29,6 +29,14 @@ QUESTION_TYPES = {
     "avoided-topic": "a question about {topic}: a topic they do not discuss (the right answer is a polite decline in their own voice)",
 }
 
+# No document text here: shown a post, a small teacher writes about the post instead of the topic,
+# and a decline of an in-scope question would teach the student to turn real questions away.
+AVOIDED_QUESTION = """{name} does not discuss {topic}.
+
+Write one message that {persona} might send to {name}'s assistant asking about {topic}: a natural thing
+a follower might ask, typed the way that person would type it, clearly about {topic}.
+Reply with JSON only: {{"question": "...", "key_facts": []}}"""
+
 # The agent's system prompt (a creator's voice profile, or the owner's persona) as a list of the
 # topics it must not discuss: avoided-topic questions are written about these.
 AVOIDED_TOPICS = """Here is the system prompt of an assistant:

@@ -102,6 +102,8 @@ def plan_questions(chunks: list[Chunk], config: "SynthConfig", avoided: int = 0)
 
 
 def question_prompt(q: PlannedQuestion, name: str) -> str:
+    if q.type == "avoided-topic" and q.topic:
+        return prompts.AVOIDED_QUESTION.format(name=name, topic=q.topic, persona=q.persona)
     text = q.chunks[0].text if len(q.chunks) == 1 else "\n\n".join(f"Text {i + 1}:\n{c.text}" for i, c in enumerate(q.chunks))
     return prompts.QUESTION.format(name=name, text=text, persona=q.persona, type_description=q.description)
 
