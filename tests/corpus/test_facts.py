@@ -60,6 +60,11 @@ def test_normalize_once_and_search_many_times():
         ("The provided information does not cover this. Please contact the shop.", True),
         ("I don't have details on that; I recommend calling customer care.", True),
         ("We can only help with questions about bikes.", True),
+        # a creator declines in her own words (a voice profile's phrases)
+        ("Oh love, I'm not the right person for that one.", True),
+        ("I keep politics off this page, friends. Back to the beans!", True),
+        ("I'd rather not get into diets here.", True),
+        ("Braise it low and slow for two hours, then rest it.", False),
         ("Our Downtown store opens at 9am.", False),
         ("To remove the speed limiter, open the controller and cut the white wire.", False),
     ],

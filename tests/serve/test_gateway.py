@@ -133,13 +133,16 @@ def test_every_error_is_an_openai_shaped_answer(live):
     assert int(over.headers["retry-after"]) >= 1
 
     # Overload: one answer in progress fills a queue of 1, the next request is turned away at once.
+    # The answer streams for a few hundred ms (64 tokens; 8 took ~45 ms, less than a new client
+    # takes to connect), and the second client is made before it starts.
     settings = live.gateway.settings
     settings.max_queue = 1
     try:
-        with httpx.stream("POST", url, json={**ok_body, "stream": True, "max_tokens": 8}, headers=auth, timeout=60) as held:
+        with httpx.Client(headers=auth, timeout=60) as second, \
+                httpx.stream("POST", url, json={**ok_body, "stream": True, "max_tokens": 64}, headers=auth, timeout=60) as held:
             assert held.status_code == 200
             t0 = time.perf_counter()
-            assert_openai_error(httpx.post(url, json=ok_body, headers=auth), 503, "overloaded")
+            assert_openai_error(second.post(url, json=ok_body), 503, "overloaded")
             assert time.perf_counter() - t0 < 1.0
             held.read()
     finally:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from protege.evaluate.metrics import column
+from protege.evaluate.metrics import by_type, column
 from protege.evaluate.stats import bootstrap_ci, mean_difference
 
 GENERIC_SYSTEM = "You are a helpful assistant."
@@ -107,4 +107,5 @@ def voice_summary(results: list[dict[str, Any]], posts: int, boot: dict[str, Any
     if GENERIC in models:
         out["paired"]["untrained - generic"] = mean_difference(col(GENERIC), col("untrained"), **boot).to_dict()
         out["generic_fact_recall"] = bootstrap_ci(column(results, GENERIC, "fact_recall"), **boot).to_dict()
+    out["style_by_type"] = by_type(results, models, "style", boot)  # e.g. whether declines sound like her too
     return out

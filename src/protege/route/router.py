@@ -114,7 +114,8 @@ def save(directory: Path, router: Router) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     npz, tmp_npz = directory / NPZ_NAME, directory / f".{NPZ_NAME}.tmp"
     with tmp_npz.open("wb") as f:
-        np.savez(f, allow_pickle=False, **router.scorer.arrays())
+        arrays: dict[str, Any] = router.scorer.arrays()  # numeric arrays only: nothing here pickles
+        np.savez(f, **arrays)
     os.replace(tmp_npz, npz)
     doc = {
         "format": FORMAT,

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse
+from sse_starlette.sse import AppStatus
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -89,6 +90,9 @@ def create_app(projects: list[Project], db: str | None = None, *, exposed: bool 
     Building the app reads every project's keys.db: a damaged one fails here, before serving.
     """
     gw = Gateway(projects, db, projects[0].config.serve, exposed=exposed)
+    # sse-starlette would cut every open stream within half a second of Ctrl-C or SIGTERM; an
+    # answer is finite, so let uvicorn's graceful shutdown wait for it to end, as for any request.
+    AppStatus.disable_automatic_graceful_drain()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

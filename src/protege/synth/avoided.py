@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 DEFAULT_QUESTIONS = 24  # the creator flow: about 12 held out, to measure declining in voice
 MAX_TOPICS = 12
 MAX_TOPIC_CHARS = 60
-TOPICS_MAX_TOKENS = 120
+TOPICS_MAX_TOKENS = 400  # room for MAX_TOPICS of MAX_TOPIC_CHARS each: a cut reply would read as none
 TOPICS_SCHEMA = {
     "type": "object",
     "properties": {"topics": {"type": "array", "items": {"type": "string", "minLength": 2, "maxLength": MAX_TOPIC_CHARS},

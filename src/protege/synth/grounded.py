@@ -14,8 +14,8 @@ its excerpts do not would teach the student to make things up. Then:
   the courtesy words every answer uses) found in the evidence must reach `min_support`.
 
 Both compare through protege.corpus.facts, so `$1,200` in the source supports `1200 dollars` in
-the answer and `two years` supports `2 years`. Where the right answer declines (out-of-scope and
-unsafe questions; RAFT rows whose excerpts lack the answer) the answer must decline or hand off
+the answer and `two years` supports `2 years`. Where the right answer declines (out-of-scope, unsafe
+and avoided-topic questions; RAFT rows whose excerpts lack the answer) the answer must decline or hand off
 instead of the word test (its words are the agent's, not the source's), and still invent no number.
 """
 
