@@ -29,7 +29,7 @@ STAGES = ("synth", "train", "eval", "route")
 # eval, serve and resume never take a quick adapter for one of the configured student's.
 # The router is fitted on a handful of queries here: a smoke test of the stage, not a router.
 QUICK = {
-    "synth": {"max_chunks": 6, "questions_per_chunk": 3, "answer_max_tokens": 64, "eval_fraction": 0.5, "avoided_topic_questions": 3},
+    "synth": {"max_chunks": 6, "questions_per_chunk": 3, "answer_max_tokens": 64, "eval_fraction": 0.5},
     "train": {"max_steps": 8, "batch_size": 4, "checkpoint_every": 4},
     "eval": {"max_questions": 6, "max_tokens": 64, "bootstrap": 500},
     "route": {"folds": 2, "min_examples": 4},

@@ -63,10 +63,11 @@ def test_a_question_off_its_topic_is_caught() -> None:
 def test_the_creator_flow_plans_them_by_default_and_a_config_number_wins() -> None:
     posts = Corpus([Document("posts.jsonl", "posts", rows=["Low and slow."])], [], [], [])
     docs = Corpus([Document("hours.md", "text", text="# Hours")], [], [], [])
-    assert avoided.planned(SynthConfig(), posts) == avoided.DEFAULT_QUESTIONS
-    assert avoided.planned(SynthConfig(), docs) == 0
-    assert avoided.planned(SynthConfig(avoided_topic_questions=3), docs) == 3
-    assert avoided.planned(SynthConfig(avoided_topic_questions=0), posts) == 0
+    assert avoided.planned(SynthConfig(), posts, 80) == avoided.DEFAULT_QUESTIONS == 24
+    assert avoided.planned(SynthConfig(), posts, 18) == 6  # a --quick run: a third of its questions
+    assert avoided.planned(SynthConfig(), docs, 80) == 0
+    assert avoided.planned(SynthConfig(avoided_topic_questions=3), docs, 80) == 3
+    assert avoided.planned(SynthConfig(avoided_topic_questions=0), posts, 80) == 0
 
 
 def test_a_creator_synth_writes_avoided_topic_rows_declined_with_their_topic(project_dir: Path) -> None:

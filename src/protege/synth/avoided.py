@@ -35,12 +35,13 @@ TOPICS_SCHEMA = {
 }
 
 
-def planned(synth: "SynthConfig", corpus: "Corpus") -> int:
-    """How many avoided-topic questions to plan: as configured, else 24 in the creator flow (the
-    docs are posts, so the persona is a voice profile, which has its topics to avoid), else none."""
+def planned(synth: "SynthConfig", corpus: "Corpus", questions: int) -> int:
+    """How many avoided-topic questions to plan beside the plan's `questions`: as configured, else
+    in the creator flow (the docs are posts, so the persona is a voice profile, which has its
+    topics to avoid) 24, or a third of `questions` when that is fewer (a --quick run), else none."""
     if synth.avoided_topic_questions is not None:
         return synth.avoided_topic_questions
-    return DEFAULT_QUESTIONS if corpus.posts else 0
+    return min(DEFAULT_QUESTIONS, questions // 3) if corpus.posts else 0
 
 
 def parse_topics(text: str) -> list[str]:

@@ -77,7 +77,8 @@ def run(project: "Project", dry_run: bool = False) -> SynthResult:
     """Write train.jsonl, eval.jsonl, dropped.jsonl, card.md (and persona.md) under artifacts/data."""
     corpus = load_corpus(project)
     chunks = select_chunks(corpus.chunks, project.config.synth.max_chunks, project.config.synth.seed)
-    plan = plan_questions(chunks, project.config.synth, avoided.planned(project.config.synth, corpus))
+    synth = project.config.synth
+    plan = plan_questions(chunks, synth, avoided.planned(synth, corpus, len(chunks) * synth.questions_per_chunk))
     paths = project.paths
     if dry_run:
         estimate = estimate_calls(project, corpus, chunks, plan)
