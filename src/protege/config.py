@@ -117,8 +117,8 @@ class SynthConfig(Strict):
     format: Literal["closed-book", "raft"] = "closed-book"
     raft_distractors: int = Field(2, ge=0)
     raft_oracle_fraction: float = Field(0.8, ge=0, le=1)
-    avoided_topic_questions: int | None = Field(
-        None, ge=0, le=1000, description="questions on the topics the persona says to avoid, on top of questions_per_chunk (declined in voice; held out like the rest); default 24 (at most a third of the other questions) when the docs are posts, else 0"
+    avoided_topic_questions: int = Field(
+        0, ge=0, le=1000, description="questions on the topics the persona says to avoid, on top of questions_per_chunk (declined in voice; held out like the rest; at most a third of the other questions); 0 = none (synth/avoided.py says what they cost the voice)"
     )
     raft_train_declines: float | None = Field(
         None, ge=0, lt=1, description="share of training's RAFT rows whose excerpts lack the answer: excerpt-less copies are added to reach it (synth/declines.py); default 1 - raft_oracle_fraction"

@@ -11,8 +11,7 @@ from pathlib import Path
 import yaml
 
 from protege.config import REFUSAL_TYPES, SynthConfig
-from protege.corpus import Chunk, Corpus
-from protege.corpus.load import Document
+from protege.corpus import Chunk
 from protege.project import Project
 from protege.synth import avoided, run
 from protege.synth.questions import plan_questions, question_prompt
@@ -60,14 +59,10 @@ def test_a_question_off_its_topic_is_caught() -> None:
     assert not avoided.on_topic("Any advice on how to measure ingredients for kimchi?", "medical advice")  # "advice" says nothing
 
 
-def test_the_creator_flow_plans_them_by_default_and_a_config_number_wins() -> None:
-    posts = Corpus([Document("posts.jsonl", "posts", rows=["Low and slow."])], [], [], [])
-    docs = Corpus([Document("hours.md", "text", text="# Hours")], [], [], [])
-    assert avoided.planned(SynthConfig(), posts, 80) == avoided.DEFAULT_QUESTIONS == 24
-    assert avoided.planned(SynthConfig(), posts, 18) == 6  # a --quick run: a third of its questions
-    assert avoided.planned(SynthConfig(), docs, 80) == 0
-    assert avoided.planned(SynthConfig(avoided_topic_questions=3), docs, 80) == 3
-    assert avoided.planned(SynthConfig(avoided_topic_questions=0), posts, 80) == 0
+def test_none_unless_asked_and_never_more_than_a_third_of_the_plan() -> None:
+    assert avoided.planned(SynthConfig(), 80) == 0
+    assert avoided.planned(SynthConfig(avoided_topic_questions=24), 80) == 24
+    assert avoided.planned(SynthConfig(avoided_topic_questions=24), 18) == 6  # a --quick run of such a project
 
 
 def test_a_creator_synth_writes_avoided_topic_rows_declined_with_their_topic(project_dir: Path) -> None:
@@ -76,7 +71,7 @@ def test_a_creator_synth_writes_avoided_topic_rows_declined_with_their_topic(pro
         cfg = project_dir / "protege.yaml"
         data = yaml.safe_load(cfg.read_text())
         data["teacher"] = {"ref": f"openai:canned@{url}", "max_retries": 0}
-        data["synth"] = {"questions_per_chunk": 1, "seed": 1, "avoided_topic_questions": 6, "judge": False}
+        data["synth"] = {"questions_per_chunk": 6, "seed": 1, "avoided_topic_questions": 6, "judge": False}
         data.pop("persona", None)
         cfg.write_text(yaml.safe_dump(data))
         posts = [f"Post {i}: braise the beans for {i + 2} hours, friends. - M." for i in range(8)]

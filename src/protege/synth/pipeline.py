@@ -78,7 +78,7 @@ def run(project: "Project", dry_run: bool = False) -> SynthResult:
     corpus = load_corpus(project)
     chunks = select_chunks(corpus.chunks, project.config.synth.max_chunks, project.config.synth.seed)
     synth = project.config.synth
-    plan = plan_questions(chunks, synth, avoided.planned(synth, corpus, len(chunks) * synth.questions_per_chunk))
+    plan = plan_questions(chunks, synth, avoided.planned(synth, len(chunks) * synth.questions_per_chunk))
     paths = project.paths
     if dry_run:
         estimate = estimate_calls(project, corpus, chunks, plan)
