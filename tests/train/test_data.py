@@ -129,3 +129,12 @@ def test_with_a_shared_vocabulary_the_answer_is_the_teachers_own_tokens(tiny_qwe
     assert example.kd == {} and stats.kd_mapping_failed == 1
     learned = [t for t, label in zip(example.input_ids, example.labels) if label]
     assert tokenizer.decode(learned) == answer + " Call us.<|im_end|>"
+
+
+def test_a_number_too_long_for_python_is_a_bad_row_not_a_crash(tmp_path):
+    """json raises a plain ValueError (not JSONDecodeError) past Python's int-string limit."""
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps(qa_rows(1)[0]) + "\n" + '{"messages": [], "n": ' + "9" * 5000 + "}\n")
+    with pytest.raises(ProtegeError) as exc:
+        read_rows(path)
+    assert "1 bad row(s)" in str(exc.value) and "line 2: not JSON" in str(exc.value)

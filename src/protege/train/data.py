@@ -71,8 +71,8 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         else:
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                problem = f"not JSON ({exc.msg})"
+            except ValueError as exc:  # JSONDecodeError, or an integer longer than Python reads
+                problem = f"not JSON ({exc.msg if isinstance(exc, json.JSONDecodeError) else exc})"
             else:
                 problem = _row_problem(row)
         if problem:
