@@ -26,6 +26,7 @@ BAD_CONFIGS = [
     ("name: x\nsynth:\n  chunk_tokens: 100\n  chunk_overlap: 100\n", "chunk_overlap (100) must be at most a quarter of chunk_tokens (100)"),
     ("name: x\nteacher: openai:x@http://\n", "names no host"),
     ("name: x\nteacher: openai:x@https:///v1\n", "names no host"),
+    ("name: x\nsynth:\n  type_mix: {factual: 1, avoided-topic: 1}\n", "set by synth.avoided_topic_questions, not type_mix"),
 ]
 
 

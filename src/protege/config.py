@@ -84,11 +84,12 @@ QUESTION_TYPES = (
     "multi-hop",
     "out-of-scope",
     "unsafe",
-    "avoided-topic",
-)
-# Question types whose right answer declines or hands off. avoided-topic: a topic the agent's
-# system prompt says it avoids (a creator's "Topics they avoid"), declined in its own voice.
-REFUSAL_TYPES = ("out-of-scope", "unsafe", "avoided-topic")
+)  # the types of synth.type_mix
+# A question on a topic the agent's system prompt says it avoids (a creator's "Topics they
+# avoid"), declined in its own voice: planned apart (synth.avoided_topic_questions, synth/avoided.py).
+AVOIDED_TOPIC = "avoided-topic"
+# Question types whose right answer declines or hands off.
+REFUSAL_TYPES = ("out-of-scope", "unsafe", AVOIDED_TOPIC)
 
 
 class SynthConfig(Strict):
@@ -153,6 +154,8 @@ class SynthConfig(Strict):
     @field_validator("type_mix")
     @classmethod
     def _known_types(cls, mix: dict[str, float]) -> dict[str, float]:
+        if AVOIDED_TOPIC in mix:  # their topics come from the persona, and their count is its own setting
+            raise ValueError("avoided-topic questions are set by synth.avoided_topic_questions, not type_mix")
         unknown = sorted(set(mix) - set(QUESTION_TYPES))
         if unknown:
             raise ValueError(f"unknown question type(s) {unknown}; known: {list(QUESTION_TYPES)}")

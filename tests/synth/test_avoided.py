@@ -27,8 +27,10 @@ def chunks(n: int) -> list[Chunk]:
 def test_topics_come_from_the_json_reply_trimmed_and_once_each() -> None:
     reply = 'Here: {"topics": [" Politics. ", "politics", "diet or weight advice", "x", "' + "y" * 80 + '", 3]}'
     assert avoided.parse_topics(reply) == ["Politics", "diet or weight advice"]
-    assert avoided.parse_topics("The creator avoids politics.") == []  # not JSON: no topics made up from prose
-    assert avoided.parse_topics('{"topics": "politics"}') == []
+    assert avoided.parse_topics('{"topics": []}') == []  # the prompt names none
+    assert avoided.parse_topics("The creator avoids politics.") is None  # not JSON: nothing made up from prose
+    assert avoided.parse_topics('{"topics": ["politics", "diet') is None  # cut off: unreadable, not "none"
+    assert avoided.parse_topics('{"topics": "politics"}') is None
 
 
 def test_avoided_questions_are_added_after_the_plan_which_stays_as_it_was() -> None:
@@ -89,3 +91,22 @@ def test_a_creator_synth_writes_avoided_topic_rows_declined_with_their_topic(pro
     card = " ".join(result.card.read_text().split())
     assert "Topics to avoid, as the teacher read them from the system prompt: politics, diet advice." in card
     assert "| avoided-topic | 6 |" in card
+
+
+def test_the_card_tells_an_unreadable_list_from_one_that_names_none() -> None:
+    from collections import Counter as C
+
+    from protege.synth.card import CardData, GroundingCounts, KeyFactCounts, render_card
+
+    def card(topics) -> str:
+        d = CardData(project="maya", docs_dir="docs", config_hash="x", code_version="0", format="raft", wall_s=1,
+                     files_read=1, skipped=[], notes=[], chunks_total=1, chunks_used=1, persona_source="generated", steps=[],
+                     dropped=C(), planned_types=C(), train_types=C(), eval_types=C(), usage=[], licenses=[], logprobs_note="",
+                     redactions=0, judge_retries=0, judge_threshold=None, grounding=GroundingCounts(0.7, 0, None),
+                     key_facts=KeyFactCounts(1, 0, 0, 0, 0, 0, 0, 0), avoided_topics=topics)  # fmt: skip
+        return " ".join(render_card(d).split())
+
+    assert "could not be read" in card("unreadable") and "names no topics" not in card("unreadable")
+    assert "names no topics to avoid" in card([])
+    assert "Topics to avoid, as the teacher read them from the system prompt: politics." in card(["politics"])
+    assert "Topics to avoid" not in card(None) and "could not be read" not in card(None)

@@ -48,22 +48,25 @@ def planned(synth: "SynthConfig", questions: int) -> int:
     return min(synth.avoided_topic_questions, max(1, questions // 3))
 
 
-def parse_topics(text: str) -> list[str]:
-    """The topics from the teacher's JSON reply, trimmed and without repeats; [] for anything else."""
+def parse_topics(text: str) -> list[str] | None:
+    """The topics from the teacher's JSON reply, trimmed and without repeats; None when the reply
+    holds no list of topics to read (not JSON, or cut off), which is not the same as naming none."""
     try:
         data = parse_json_object(text)
     except ReplyParseError:
-        return []
+        return None
     raw = data.get("topics")
+    if not isinstance(raw, list):
+        return None
     topics: list[str] = []
-    for t in raw if isinstance(raw, list) else []:
+    for t in raw:
         t = " ".join(t.split()).strip(" .;,-") if isinstance(t, str) else ""
         if 2 <= len(t) <= MAX_TOPIC_CHARS and t.lower() not in {x.lower() for x in topics}:
             topics.append(t)
     return topics[:MAX_TOPICS]
 
 
-async def avoided_topics(client: "ChatClient", system: str) -> list[str]:
+async def avoided_topics(client: "ChatClient", system: str) -> list[str] | None:
     reply = await client.complete(
         [{"role": "user", "content": prompts.AVOIDED_TOPICS.format(system=system)}], temperature=0.0,
         max_tokens=TOPICS_MAX_TOKENS, response_format=json_format(client.config.ref, TOPICS_SCHEMA),

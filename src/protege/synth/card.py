@@ -77,7 +77,7 @@ class CardData:
     examples: list[dict[str, Any]] = field(default_factory=list)
     harvest: list[Part] = field(default_factory=list)  # the dataset's parts beyond synth's (protege.dataset)
     excerptless_copies: int = 0  # training rows copied with the answer's excerpts removed, to be declined (synth.declines)
-    avoided_topics: list[str] | None = None  # the system prompt's topics to avoid (synth/avoided.py); None: none were asked
+    avoided_topics: list[str] | str | None = None  # the system prompt's topics to avoid (synth/avoided.py); "unreadable"; None: none asked
 
 
 def pick_examples(rows: list[dict[str, Any]], seed: int, n: int = 10) -> list[dict[str, Any]]:
@@ -160,7 +160,11 @@ def render_card(d: CardData) -> str:
     for t in sorted(set(d.planned_types) | set(d.train_types) | set(d.eval_types)):
         lines.append(f"| {t} | {d.planned_types[t]} | {d.train_types[t]} | {d.eval_types[t]} |")
     lines += ["", f"System prompt: {d.persona_source} (`persona.md`, or `persona` in protege.yaml).", ""]
-    if d.avoided_topics is not None:
+    if isinstance(d.avoided_topics, str):
+        lines += ["The teacher's list of the topics to avoid could not be read (not JSON, or cut off at "
+                  "`TOPICS_MAX_TOKENS` in synth/avoided.py): the planned avoided-topic questions were asked as "
+                  "out-of-scope ones.", ""]  # fmt: skip
+    elif d.avoided_topics is not None:
         lines += [(f"Topics to avoid, as the teacher read them from the system prompt: {', '.join(d.avoided_topics)}. "
                    "avoided-topic questions are about these and are to be declined in the agent's voice.")
                   if d.avoided_topics else "The system prompt names no topics to avoid: the planned avoided-topic "

@@ -251,14 +251,15 @@ class _Context:
     chunks: list[Chunk]
 
 
-async def _avoided_topics(progress: "Progress", teacher: "ChatClient", items: list[Item], system: str) -> list[str] | None:
-    """Give the avoided-topic questions their topics, read from the agent's system prompt; None when none are planned."""
+async def _avoided_topics(progress: "Progress", teacher: "ChatClient", items: list[Item], system: str) -> list[str] | str | None:
+    """Give the avoided-topic questions their topics, read from the agent's system prompt. For the
+    card: the topics; "unreadable" when the teacher's list could not be read; None when none are planned."""
     if not any(it.plan.type == "avoided-topic" for it in items):
         return None
     [topics] = await _each(progress, "topics to avoid", [avoided.avoided_topics(teacher, system)])
-    for it, q in zip(items, avoided.assign([it.plan for it in items], topics)):
+    for it, q in zip(items, avoided.assign([it.plan for it in items], topics or [])):
         it.plan = q
-    return topics
+    return "unreadable" if topics is None else topics
 
 
 async def _synthesize(project: "Project", corpus: Corpus, chunks: list[Chunk], plan: list[PlannedQuestion]) -> SynthResult:
