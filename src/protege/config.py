@@ -240,6 +240,10 @@ class ServeConfig(Strict):
     student_timeout_s: float = Field(60.0, gt=0)
     max_tokens: int = Field(512, ge=1)
 
+    def retrieves(self, route: str) -> bool:
+        """Whether the model on `route` ("student" or "teacher") is shown document excerpts."""
+        return {"student": self.retrieval, "teacher": self.teacher_retrieval}.get(route, False)
+
 
 class ProjectConfig(Strict):
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

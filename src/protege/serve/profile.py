@@ -88,8 +88,7 @@ def profile(project: Project, persona: str) -> Profile:
 def sources_for(route: str, chunks: list[Any], serve: ServeConfig) -> list[dict[str, str]] | None:
     """The sources of an answer: the chunks the model that answered was shown, None if it was
     shown none (its retrieval is off, or the guard answered)."""
-    shown = {"student": serve.retrieval, "teacher": serve.teacher_retrieval}.get(route, False)
-    return sources(chunks) if shown and chunks else None
+    return sources(chunks) if serve.retrieves(route) and chunks else None
 
 
 def sources(chunks: list[Any]) -> list[dict[str, str]]:

@@ -26,19 +26,17 @@ class Prompts:
         sent = next((m["content"] for m in messages if m["role"] == "system"), None)
         self.system = sent if sent is not None else agent.persona
         self.rest = [m for m in messages if m["role"] != "system"]
+        self.last = max(i for i, m in enumerate(self.rest) if m["role"] == "user")  # retrieval answers it; the schema requires one
         self.chunks: list[Any] = []  # what was retrieved (the answer's sources); empty until a route needed it
         self._retrieved = False
 
     def retrieves(self, route: str) -> bool:
-        cfg = self.agent.project.config.serve
-        on = cfg.retrieval if route == "student" else cfg.teacher_retrieval
-        return on and self.agent.retriever is not None
+        return self.agent.retriever is not None and self.agent.project.config.serve.retrieves(route)
 
     def _retrieve(self) -> None:
         if not self._retrieved:
             assert self.agent.retriever is not None
-            last = max(i for i, m in enumerate(self.rest) if m["role"] == "user")
-            self.chunks = self.agent.retriever.top(self.rest[last]["content"], self.agent.project.config.serve.retrieval_k)
+            self.chunks = self.agent.retriever.top(self.rest[self.last]["content"], self.agent.project.config.serve.retrieval_k)
             self._retrieved = True
 
     def messages(self, route: str) -> list[dict[str, str]]:
@@ -48,7 +46,7 @@ class Prompts:
         self._retrieve()
         assert self.agent.retriever is not None
         if route == "student" and self.agent.project.config.synth.format == "raft":
-            last = max(i for i, m in enumerate(self.rest) if m["role"] == "user")
+            last = self.last
             turn = {"role": "user", "content": context_turn(self.rest[last]["content"], [(c.id, c.text) for c in self.chunks])}
             return [{"role": "system", "content": self.system}, *self.rest[:last], turn, *self.rest[last + 1 :]]
         return [{"role": "system", "content": self.system + self.agent.retriever.excerpts_of(self.chunks)}, *self.rest]

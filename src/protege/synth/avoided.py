@@ -10,11 +10,13 @@ questions are asked as out-of-scope ones instead: their teacher calls still buy 
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import TYPE_CHECKING
 
+from protege.config import AVOIDED_TOPIC
+from protege.corpus.facts import tokens
 from protege.replies import ReplyParseError, json_format, parse_json_object
 from protege.synth import prompts
+from protege.synth.grounded import STOPWORDS
 
 if TYPE_CHECKING:
     from protege.config import SynthConfig
@@ -74,17 +76,16 @@ async def avoided_topics(client: "ChatClient", system: str) -> list[str] | None:
     return parse_topics(reply.text)
 
 
-# Words that say nothing of what a topic is: "medical advice" is about "medical".
-_GENERIC = frozenset("advice tips recommendations recommendation opinions opinion views discussing discussion questions "
-                     "about topics topic other personal their your things related".split())  # fmt: skip
+# Beyond the stopwords, words that say nothing of what a topic is: "medical advice" is about "medical".
+_GENERIC = frozenset("advice tip recommendation opinion view discussing discussion question topic personal thing".split())
 
 
 def on_topic(question: str, topic: str) -> bool:
     """Whether the question names its topic: one of the topic's telling words (stems of 5 letters,
     so "political" matches "politics") appears in it. A question off its topic would teach the
     student to decline something it may answer."""
-    words = [w for w in re.findall(r"[a-z]+", topic.lower()) if len(w) >= 3 and w not in _GENERIC]
-    asked = re.findall(r"[a-z]+", question.lower())
+    words = [w for w in tokens(topic, number_words=False) if len(w) >= 3 and w not in STOPWORDS | _GENERIC]
+    asked = tokens(question, number_words=False)
     return any(a.startswith(w[:5]) for w in words for a in asked)
 
 
@@ -93,7 +94,7 @@ def assign(plan: list["PlannedQuestion"], topics: list[str]) -> list["PlannedQue
     questions become out-of-scope ones."""
     out, k = [], 0
     for q in plan:
-        if q.type == "avoided-topic":
+        if q.type == AVOIDED_TOPIC:
             q = dataclasses.replace(q, topic=topics[k % len(topics)]) if topics else dataclasses.replace(q, type="out-of-scope")
             k += 1
         out.append(q)

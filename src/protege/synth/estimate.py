@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from protege.config import ModelConfig
+from protege.config import AVOIDED_TOPIC, ModelConfig
 from protege.corpus import Chunk, Corpus, approx_tokens
 from protege.models.speed import estimated_seconds
 from protege.project import DEFAULT_SYSTEM
@@ -54,7 +54,7 @@ def estimate_calls(project: "Project", corpus: Corpus, chunks: list[Chunk], plan
         path = project.paths.persona
         existing = path.read_text(encoding="utf-8") if path.is_file() else None
         system_tokens = approx_tokens(c.persona or existing or DEFAULT_SYSTEM.format(name=project.name))
-    if any(q.type == "avoided-topic" for q in plan):
+    if any(q.type == AVOIDED_TOPIC for q in plan):
         rows.append(row("topics to avoid", c.teacher, 1, system_tokens + approx_tokens(prompts.AVOIDED_TOPICS), TOPICS_MAX_TOKENS))
     if synth.logprobs:
         rows.append(row("logprobs probe", c.teacher, 1, 10, 2))

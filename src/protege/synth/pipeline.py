@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import protege
 from protege import artifacts, dataset
 from protege.chains import in_chains
-from protege.config import section_hash
+from protege.config import AVOIDED_TOPIC, section_hash
 from protege.corpus import Chunk, Corpus, load_corpus
 from protege.synth import avoided
 from protege.synth import persona as persona_mod
@@ -254,7 +254,7 @@ class _Context:
 async def _avoided_topics(progress: "Progress", teacher: "ChatClient", items: list[Item], system: str) -> list[str] | str | None:
     """Give the avoided-topic questions their topics, read from the agent's system prompt. For the
     card: the topics; "unreadable" when the teacher's list could not be read; None when none are planned."""
-    if not any(it.plan.type == "avoided-topic" for it in items):
+    if not any(it.plan.type == AVOIDED_TOPIC for it in items):
         return None
     [topics] = await _each(progress, "topics to avoid", [avoided.avoided_topics(teacher, system)])
     for it, q in zip(items, avoided.assign([it.plan for it in items], topics or [])):

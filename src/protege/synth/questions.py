@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from protege.config import REFUSAL_TYPES
+from protege.config import AVOIDED_TOPIC, REFUSAL_TYPES
 from protege.corpus import Chunk
 from protege.chains import in_chains
 from protege.replies import ReplyParseError, json_format, parse_json_object
@@ -97,12 +97,12 @@ def plan_questions(chunks: list[Chunk], config: "SynthConfig", avoided: int = 0)
         order = random.Random(f"{config.seed}:avoided").sample(range(len(chunks)), len(chunks))
         for j in range(avoided):
             chunk = chunks[order[j % len(order)]]
-            plan.append(PlannedQuestion(len(plan), "avoided-topic", personas[rng.randrange(len(personas))], (chunk,)))
+            plan.append(PlannedQuestion(len(plan), AVOIDED_TOPIC, personas[rng.randrange(len(personas))], (chunk,)))
     return plan
 
 
 def question_prompt(q: PlannedQuestion, name: str) -> str:
-    if q.type == "avoided-topic" and q.topic:
+    if q.type == AVOIDED_TOPIC and q.topic:
         return prompts.AVOIDED_QUESTION.format(name=name, topic=q.topic, persona=q.persona)
     text = q.chunks[0].text if len(q.chunks) == 1 else "\n\n".join(f"Text {i + 1}:\n{c.text}" for i, c in enumerate(q.chunks))
     return prompts.QUESTION.format(name=name, text=text, persona=q.persona, type_description=q.description)
